@@ -1,0 +1,59 @@
+"""Little Pipelines: make-like pipelines of Python functions, cached on disk.
+
+Declare tasks and what they depend on; `Pipeline.execute()` runs them in
+dependency order, stores every result, and on the next run redoes only what
+changed (code, input files, upstream results, or an expired result).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import expire
+from .errors import (
+    LittlePipelinesError,
+    MissingInputError,
+    PipelineFailedError,
+    PipelineValidationError,
+    TaskDefinitionError,
+    UnknownTaskError,
+    UnsafeStoreError,
+)
+from .log import PERF, set_log_format, set_log_level
+from .pipeline import Pipeline
+from .report import Reason, RunReport, TaskOutcome
+from .store import MISSING
+from .task import Task, find_tasks
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "MISSING",
+    "PERF",
+    "LittlePipelinesError",
+    "MissingInputError",
+    "Pipeline",
+    "PipelineFailedError",
+    "PipelineValidationError",
+    "Reason",
+    "RunReport",
+    "Shell",
+    "Task",
+    "TaskDefinitionError",
+    "TaskOutcome",
+    "UnknownTaskError",
+    "UnsafeStoreError",
+    "expire",
+    "find_tasks",
+    "set_log_format",
+    "set_log_level",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The shell pulls in Rich and cmd; import it only when someone asks for it.
+    if name == "Shell":
+        from .shell import Shell
+
+        return Shell
+    raise AttributeError(f"module 'little_pipelines' has no attribute {name!r}")

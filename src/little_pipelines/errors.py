@@ -1,0 +1,118 @@
+"""The exception tree of Little Pipelines.
+
+Every error the library raises on purpose derives from one base, and each
+subclass also inherits the built-in whose meaning it shares, so callers can
+catch either::
+
+    LittlePipelinesError(Exception)
+    ├── PipelineValidationError(ValueError)      all definition problems at once;
+    │                                             also AttributeError when a task lacks
+    │                                             `run`, graphlib.CycleError on a cycle
+    ├── UnknownTaskError(KeyError)               a name that is no task (did you mean ...)
+    ├── TaskDefinitionError(TypeError)           a task or process declared wrongly
+    ├── MissingInputError(FileNotFoundError)     an input file or glob matching nothing
+    ├── UnsafeStoreError(PermissionError)        a store others could have written to
+    └── PipelineFailedError(RuntimeError)        raised by RunReport.raise_for_failures()
+"""
+
+from __future__ import annotations
+
+import difflib
+import graphlib
+from collections.abc import Iterable
+
+
+class LittlePipelinesError(Exception):
+    """Base of every error Little Pipelines raises on purpose."""
+
+
+class PipelineValidationError(LittlePipelinesError, ValueError):
+    """A pipeline's definition has problems; `problems` lists every one of them."""
+
+    def __init__(self, pipeline: str, problems: list[str]) -> None:
+        self.pipeline = pipeline
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        n = len(self.problems)
+        super().__init__(
+            f"Pipeline {pipeline!r} is not valid ({n} problem{'s' * (n != 1)}); "
+            f"nothing was run:\n{lines}"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def build(
+        cls, pipeline: str, problems: list[str], *, missing_run: bool, cycle: list[str] | None
+    ) -> PipelineValidationError:
+        """Make the error, also an AttributeError / CycleError where the original raised those."""
+        bases: tuple[type, ...] = (cls,)
+        if missing_run:
+            bases += (AttributeError,)
+        if cycle is not None:
+            bases += (graphlib.CycleError,)
+        kind = cls if len(bases) == 1 else _combined(bases)
+        err = kind(pipeline, problems)
+        if cycle is not None:
+            # graphlib.CycleError carries the cycle as its second argument.
+            err.args = (err.args[0], cycle)
+        return err
+
+
+_COMBINED: dict[tuple[type, ...], type] = {}
+
+
+def _combined(bases: tuple[type, ...]) -> type:
+    if bases not in _COMBINED:
+        _COMBINED[bases] = type("PipelineValidationError", bases, {"__module__": __name__})
+    return _COMBINED[bases]
+
+
+class UnknownTaskError(LittlePipelinesError, KeyError):
+    """A name that is not a task of the pipeline."""
+
+    def __init__(self, name: str, known: Iterable[str], *, where: str = "") -> None:
+        self.name = name
+        known = list(known)
+        where = f" in {where}" if where else ""
+        msg = f"No task named {name!r}{where}. {did_you_mean(name, known)}"
+        super().__init__(msg.rstrip())
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class TaskDefinitionError(LittlePipelinesError, TypeError):
+    """A task, a process or an option was declared in a way that cannot work."""
+
+
+class MissingInputError(LittlePipelinesError, FileNotFoundError):
+    """An input file, folder or glob of a task matches no file."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnsafeStoreError(LittlePipelinesError, PermissionError):
+    """A store folder that another user could have written to (its pickles would run code)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class PipelineFailedError(LittlePipelinesError, RuntimeError):
+    """Raised by `RunReport.raise_for_failures()` when tasks failed."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A hint naming the closest known names, or listing a few when none is close."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return "Did you mean " + " or ".join(repr(c) for c in close) + "?"
+    if not known:
+        return "The pipeline has no tasks yet; add some with pipeline.add(...)."
+    shown = ", ".join(repr(k) for k in known[:8])
+    more = f" and {len(known) - 8} more" if len(known) > 8 else ""
+    return f"Known tasks: {shown}{more}."

@@ -1,0 +1,172 @@
+"""The dependency graph over task names.
+
+Everything here takes ``deps``: a mapping from each task's name to the names of
+the tasks it depends on, whose insertion order is the order the tasks were added
+to the pipeline. This module knows nothing of what tasks run or where results
+are stored; it only answers questions about names.
+
+A dependency that is not a key of ``deps`` is *unknown*. `check` reports unknown
+names; every other function ignores them, because callers validate first and a
+dangling edge must not invent a task.
+
+The sorting itself is `graphlib.TopologicalSorter`'s: it is what the executors
+drive too, so the order planned here and the order run can never disagree.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from little_pipelines.errors import did_you_mean
+
+__all__ = ["check", "dependants", "downstream", "order", "upstream"]
+
+
+def check(deps: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str] | None]:
+    """Every problem of the graph at once, and the first cycle if there is one.
+
+    Parameters:
+        deps: task name -> names of the tasks it depends on, in insertion order.
+
+    Returns ``(problems, first_cycle)``. ``problems`` are sentences: first each
+    unknown dependency (with a did-you-mean hint), then each cycle as a path
+    ``'A' -> 'B' -> 'A'``, each arrow reading "depends on". ``first_cycle`` is the
+    first cycle as graphlib reports it (first and last items equal), or None when
+    the graph is acyclic.
+    """
+    problems = _unknown_dependencies(deps)
+    cycles = _cycles(deps)
+    # Printed reversed, so each arrow reads "depends on": 'A' -> 'B' -> 'A'.
+    problems += [
+        "Cycle: " + " -> ".join(repr(name) for name in reversed(cycle)) for cycle in cycles
+    ]
+    return problems, (cycles[0] if cycles else None)
+
+
+def order(deps: Mapping[str, Sequence[str]]) -> list[str]:
+    """Every task after all of its dependencies, ties broken by insertion order.
+
+    Parameters:
+        deps: task name -> names of the tasks it depends on, in insertion order.
+
+    Of the tasks whose dependencies are all placed, the one added first always
+    comes next, so the order is deterministic and reads like the pipeline's
+    definition. Raises `graphlib.CycleError` on a cycle; call `check` first.
+    """
+    index = {name: i for i, name in enumerate(deps)}
+    names = list(deps)
+    sorter = _sorter(_known(deps))
+    sorter.prepare()
+    # graphlib hands out ready nodes in batches of no guaranteed order, so the
+    # batches go into a heap keyed by insertion index and are marked done one
+    # node at a time; done() then releases exactly the nodes that became ready.
+    # Sorting each batch instead would be wrong: a node released later can have a
+    # smaller index than one still waiting from an earlier batch.
+    ready: list[int] = []
+    result: list[str] = []
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            heapq.heappush(ready, index[name])
+        name = names[heapq.heappop(ready)]
+        result.append(name)
+        sorter.done(name)
+    return result
+
+
+def upstream(deps: Mapping[str, Sequence[str]], targets: Iterable[str]) -> set[str]:
+    """The targets plus every task they depend on, directly or not.
+
+    Parameters:
+        deps: task name -> names of the tasks it depends on, in insertion order.
+        targets: the names to start from; they are included as given.
+    """
+    return _reach(targets, lambda name: deps.get(name, ()), known=deps)
+
+
+def downstream(deps: Mapping[str, Sequence[str]], names: Iterable[str]) -> set[str]:
+    """The names plus every task that depends on one of them, directly or not.
+
+    Parameters:
+        deps: task name -> names of the tasks it depends on, in insertion order.
+        names: the names to start from; they are included as given.
+    """
+    reverse = dependants(deps)
+    return _reach(names, lambda name: reverse.get(name, ()), known=reverse)
+
+
+def dependants(deps: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """The reverse edges: each task -> the tasks that depend on it directly.
+
+    Parameters:
+        deps: task name -> names of the tasks it depends on, in insertion order.
+
+    Every task is a key, in insertion order, and so are its dependants' lists;
+    a dependency named twice by one task counts once.
+    """
+    reverse: dict[str, list[str]] = {name: [] for name in deps}
+    for name, needs in _known(deps).items():
+        for need in needs:
+            reverse[need].append(name)
+    return reverse
+
+
+def _known(deps: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """A copy of the graph without unknown names or repeated edges."""
+    return {name: [d for d in dict.fromkeys(needs) if d in deps] for name, needs in deps.items()}
+
+
+def _sorter(deps: Mapping[str, Sequence[str]]) -> graphlib.TopologicalSorter[str]:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for name, needs in deps.items():
+        sorter.add(name, *needs)
+    return sorter
+
+
+def _unknown_dependencies(deps: Mapping[str, Sequence[str]]) -> list[str]:
+    return [
+        f"Task {name!r} depends on {need!r}, which is not a task in the pipeline. "
+        + did_you_mean(need, deps)
+        for name, needs in deps.items()
+        for need in dict.fromkeys(needs)
+        if need not in deps
+    ]
+
+
+def _cycles(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Independent cycles, the first exactly as `order` would raise it.
+
+    graphlib reports one cycle per prepare(), so each found cycle is broken by
+    removing its first edge from a working copy and the search repeats. Every
+    round removes an edge, which bounds the rounds by the number of edges. (A
+    full enumeration of elementary cycles, e.g. Johnson's algorithm, was
+    rejected: it can be exponential, and one path per knot is enough to fix it.)
+    """
+    work = _known(deps)
+    cycles: list[list[str]] = []
+    for _ in range(sum(map(len, work.values())) + 1):
+        try:
+            _sorter(work).prepare()
+        except graphlib.CycleError as error:
+            cycle: list[str] = list(error.args[1])
+            cycles.append(cycle)
+            # In graphlib's cycle each item is a dependency of the next one.
+            work[cycle[1]].remove(cycle[0])
+        else:
+            break
+    return cycles
+
+
+def _reach(
+    start: Iterable[str], step: Callable[[str], Iterable[str]], *, known: Mapping[str, object]
+) -> set[str]:
+    """Everything reachable from ``start`` by ``step``; iterative, so deep graphs are fine."""
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        for nxt in step(stack.pop()):
+            if nxt in known and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen

@@ -1,0 +1,250 @@
+"""Loguru glue: the PERF level, per-task log files, and the console.
+
+* Every record the library or a task emits carries `extra["lp_scope"]` (the task
+  or pipeline name), so hosts can filter it, and `logger.disable("little_pipelines")`
+  silences the library's own records as loguru documents.
+* Per-task log files go through ONE sink that writes each record to its task's
+  file. A `logger.add` per task was rejected: it costs ~14 ms a call and makes
+  every record pass every sink's filter, which turns a 1,000-task run quadratic.
+* The console: a script that configured no logging still has loguru's default
+  stderr handler (id 0). It would print our lines a second time, so we replace
+  it once with two handlers: ours for the library's records (level and format
+  set by `set_log_level` / `set_log_format`) and a stand-in with loguru's
+  defaults for everything else. A handler the host added is never removed; if
+  the host removed handler 0 itself, we add no console until asked to.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from loguru import logger
+
+PERF = "PERF"
+_PERF_NO = 15  # between DEBUG (10) and INFO (20): in the log files, off the console by default
+
+DEFAULT_FORMAT = (
+    "<green>{time:HH:mm:ss}</green> | <level>{level: <7}</level> | "
+    "<cyan>{extra[lp_scope]}</cyan> | {message}"
+)
+_FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {message}\n{exception}"
+_ROTATE_BYTES = 10 * 2**20  # rotate a task's log past 10 MiB ...
+_KEEP_ROTATED = 3  # ... and keep three old ones (<task>.log.1 .. .3)
+_OPEN_FILES = 32  # file handles kept open at once (LRU)
+
+
+def _register_perf_level() -> None:
+    try:
+        logger.level(PERF)
+    except ValueError:
+        logger.level(PERF, no=_PERF_NO, color="<blue>", icon="⏱")
+
+
+_register_perf_level()
+
+#: The library's own records (not the tasks'): named after the pipeline.
+lib_logger = logger.bind(lp_scope="little_pipelines")
+
+
+def task_logger(task: str, log_dir: Path | None) -> Any:
+    """A loguru logger bound to a task: its records also go to `<log_dir>/<task>.log`."""
+    ensure_file_sink()
+    return logger.bind(lp_scope=task, lp_task=task, lp_log_dir=str(log_dir) if log_dir else None)
+
+
+class _TaskFiles:
+    """One loguru sink that appends each task record to that task's own file."""
+
+    def __init__(self) -> None:
+        self._files: OrderedDict[str, IO[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, message: Any) -> None:
+        extra = message.record["extra"]
+        folder = extra.get("lp_log_dir")
+        if not folder:
+            return
+        path = os.path.join(folder, _safe_filename(extra["lp_task"]) + ".log")
+        with self._lock:
+            f = self._open(path)
+            f.write(message)
+            f.flush()
+            if f.tell() > _ROTATE_BYTES:
+                self._close(path)
+                _rotate(path)
+
+    def _open(self, path: str) -> IO[str]:
+        f = self._files.get(path)
+        if f is not None and not f.closed:
+            self._files.move_to_end(path)
+            return f
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open in the LRU
+        self._files[path] = f
+        while len(self._files) > _OPEN_FILES:
+            _, old = self._files.popitem(last=False)
+            old.close()
+        return f
+
+    def _close(self, path: str) -> None:
+        f = self._files.pop(path, None)
+        if f is not None:
+            f.close()
+
+    def close_all(self) -> None:
+        """Close open task files (so a test or a host can remove the folder)."""
+        with self._lock:
+            for path in list(self._files):
+                self._close(path)
+
+
+def _rotate(path: str) -> None:
+    for i in range(_KEEP_ROTATED, 0, -1):
+        src = path if i == 1 else f"{path}.{i - 1}"
+        if os.path.exists(src):
+            os.replace(src, f"{path}.{i}")
+
+
+def _safe_filename(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name) or "_"
+
+
+_task_files = _TaskFiles()
+_state: dict[str, Any] = {
+    "file_sink": None,
+    "console": None,
+    "level": "INFO",
+    "format": DEFAULT_FORMAT,
+    "checked_default": False,
+}
+_state_lock = threading.Lock()
+
+
+def ensure_file_sink() -> None:
+    """Add the per-task file sink once per process."""
+    if _state["file_sink"] is None:
+        with _state_lock:
+            if _state["file_sink"] is None:
+                _state["file_sink"] = logger.add(
+                    _task_files,
+                    level="DEBUG",
+                    format=_FILE_FORMAT,
+                    filter=lambda r: r["extra"].get("lp_log_dir") is not None,
+                    catch=True,
+                )
+
+
+def close_task_files() -> None:
+    _task_files.close_all()
+
+
+def _is_lp(record: Any) -> bool:
+    extra = record["extra"]
+    return "lp_scope" in extra and not extra.get("lp_file_only")
+
+
+def _not_lp(record: Any) -> bool:
+    return "lp_scope" not in record["extra"]
+
+
+def _write_stderr(message: Any) -> None:
+    # Looked up at each write, so a replaced sys.stderr (pytest, a host) is honoured.
+    sys.stderr.write(message)
+
+
+def ensure_console() -> None:
+    """Install our console once, replacing loguru's untouched default handler if present."""
+    if _state["checked_default"]:
+        return
+    with _state_lock:
+        if _state["checked_default"]:
+            return
+        _state["checked_default"] = True
+        try:
+            logger.remove(0)  # loguru's own default handler, not one the host added
+        except ValueError:
+            return  # the host configured logging itself: leave the console to it
+        logger.add(_write_stderr, level="DEBUG", filter=_not_lp, colorize=_isatty())
+        _install_console()
+
+
+def _install_console() -> None:
+    if _state["console"] is not None:
+        logger.remove(_state["console"])
+    fmt = _state["format"]
+    _state["console"] = logger.add(
+        _write_stderr,
+        level=_state["level"],
+        format=lambda _record: fmt + "\n",  # a callable format: no traceback on the console
+        filter=_is_lp,
+        colorize=_isatty(),
+    )
+
+
+def _isatty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def set_log_level(level: str | int) -> None:
+    """Set the console's level for the library's and tasks' records (e.g. "ERROR").
+
+    A bad level raises ValueError and leaves logging as it was.
+    """
+    if isinstance(level, str):
+        try:
+            logger.level(level.upper())
+        except ValueError:
+            raise ValueError(
+                f"Unknown log level {level!r}; expected one of TRACE, DEBUG, PERF, INFO, "
+                f"SUCCESS, WARNING, ERROR, CRITICAL, or a number."
+            ) from None
+        level = level.upper()
+    elif not isinstance(level, int) or isinstance(level, bool) or level < 0:
+        raise ValueError(f"Log level must be a level name or a number >= 0, got {level!r}.")
+    ensure_console()
+    with _state_lock:
+        _state["level"] = level
+        _install_console()
+
+
+def set_log_format(fmt: str | None = None) -> None:
+    """Set the console's line format (loguru format syntax); None restores the default."""
+    if fmt is not None and not isinstance(fmt, str):
+        raise TypeError(f"Log format must be a loguru format string, got {fmt!r}.")
+    fmt = DEFAULT_FORMAT if fmt is None else fmt
+    try:  # reject a broken format now, not at the first log call
+        probe = logger.add(lambda _m: None, format=fmt, level="CRITICAL", colorize=True)
+    except ValueError as e:
+        raise ValueError(f"Invalid log format {fmt!r}: {e}") from None
+    logger.remove(probe)
+    ensure_console()
+    with _state_lock:
+        _state["format"] = fmt
+        _install_console()
+
+
+@contextmanager
+def timed(log: Any, what: str) -> Iterator[Callable[[], float]]:
+    """Time a block and log its duration at PERF; yields a function giving the elapsed time."""
+    start = time.perf_counter()
+    elapsed: list[float] = []
+
+    def seconds() -> float:
+        return elapsed[0] if elapsed else time.perf_counter() - start
+
+    try:
+        yield seconds
+    finally:
+        elapsed.append(time.perf_counter() - start)
+        log.log(PERF, "{} took {:.4f}s", what, elapsed[0])

@@ -1,0 +1,330 @@
+"""The Pipeline: a registry of tasks and a thin face over graph, engine and store."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import graph
+from .engine import Options, Run
+from .errors import PipelineValidationError, TaskDefinitionError, UnknownTaskError
+from .executors import SequentialExecutor
+from .fingerprint import expand_inputs
+from .log import ensure_console, lib_logger
+from .report import RunReport
+from .store import MISSING, Store
+from .task import Task
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]*")
+_HOME_ENV = "LITTLE_PIPELINES_HOME"
+_LOG_ENV = "LOG_DIR"
+
+TaskNames = str | Task | Iterable[str | Task] | None
+
+
+class Pipeline:
+    """A named set of tasks whose results are cached on disk.
+
+    Parameters:
+        name: a safe folder name; results live in `~/.little_pipelines/<name>/`.
+        cache_dir: the folder for this pipeline's store instead (default: under
+            `$LITTLE_PIPELINES_HOME`, else `~/.little_pipelines`).
+        log_dir: the folder for per-task log files (default: `$LOG_DIR/<name>`,
+            else `<cache folder>/logs`).
+        expire_results_if_none: if True, a task returning None keeps that result
+            only for the rest of the run (the original library's default).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cache_dir: str | os.PathLike[str] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+        expire_results_if_none: bool = False,
+    ) -> None:
+        self.name = _check_name(name)
+        if cache_dir is not None:
+            self.folder = Path(cache_dir).expanduser()
+        else:
+            home = os.environ.get(_HOME_ENV) or Path.home() / ".little_pipelines"
+            self.folder = Path(home).expanduser() / name
+        if log_dir is not None:
+            self.log_dir = Path(log_dir).expanduser()
+        elif os.environ.get(_LOG_ENV):
+            self.log_dir = Path(os.environ[_LOG_ENV]).expanduser() / name
+        else:
+            self.log_dir = self.folder / "logs"
+        self.expire_results_if_none = expire_results_if_none
+        self._tasks: dict[str, Task] = {}
+        self._duplicates: list[str] = []
+        self._order: list[str] | None = None
+        self._store: Store | None = None
+        self._run: Run | None = None
+        self.failures: list[str] = []
+        self.last_report: RunReport | None = None
+
+    # -- registry ------------------------------------------------------------
+    def add(self, *tasks: Task | Iterable[Task]) -> Pipeline:
+        """Add tasks (in any order; iterables of tasks are flattened). Returns the pipeline."""
+        for item in tasks:
+            if isinstance(item, Task):
+                self._add_one(item)
+            elif isinstance(item, Iterable) and not isinstance(item, (str, bytes)):
+                for t in item:
+                    self.add(t)
+            else:
+                raise TaskDefinitionError(
+                    f"Pipeline.add() takes Task objects, got {item!r}. Create tasks with "
+                    f"lp.Task('Name') or the @pipeline.task decorator."
+                )
+        return self
+
+    def _add_one(self, task: Task) -> None:
+        known = self._tasks.get(task.name)
+        if known is task:
+            return
+        if known is not None:
+            self._duplicates.append(task.name)
+            return
+        self._tasks[task.name] = task
+        task.pipeline = self
+        task._logger = None  # rebind to this pipeline's log folder
+        self._changed()
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Decorator: turn a function into a task of this pipeline, named after it.
+
+        Parameters named after tasks receive their results; a first parameter
+        named `this` receives the task. Takes Task's options (dependencies=,
+        input_files=, expire_results=, ...); explicit dependencies add to the
+        inferred ones.
+        """
+
+        def decorate(f: Callable[..., Any]) -> Task:
+            t = Task.from_function(f, name=name, **options)
+            self.add(t)
+            return t
+
+        return decorate(fn) if fn is not None else decorate
+
+    def _changed(self) -> None:
+        self._order = None
+
+    @property
+    def ntasks(self) -> int:
+        return len(self._tasks)
+
+    def get_task(self, name: str | Task) -> Task:
+        """The task of that name; an unknown name raises UnknownTaskError (a KeyError)."""
+        key = name.name if isinstance(name, Task) else name
+        try:
+            return self._tasks[key]
+        except KeyError:
+            raise UnknownTaskError(str(key), self._tasks, where=f"pipeline {self.name!r}") from None
+
+    @property
+    def tasks(self) -> list[Task]:
+        """All tasks in execution order; ties broken by the order they were added."""
+        return [self._tasks[n] for n in self._ordered_names()]
+
+    def _deps(self) -> dict[str, list[str]]:
+        return {n: t.dependency_names(self._tasks) for n, t in self._tasks.items()}
+
+    def _ordered_names(self) -> list[str]:
+        if self._order is None:
+            self.validate()
+            self._order = graph.order(self._deps())
+        return self._order
+
+    # -- validation -------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise PipelineValidationError listing every problem of the definition at once."""
+        problems = [
+            f"Two different tasks are named {n!r}; task names must be unique in a pipeline "
+            f"(rename one)."
+            for n in dict.fromkeys(self._duplicates)
+        ]
+        missing_run = False
+        for task in self._tasks.values():
+            found = task.definition_problems(self._tasks)
+            missing_run = missing_run or any("missing 'run' process" in p for p in found)
+            problems += found
+        graph_problems, cycle = graph.check(self._deps())
+        problems += graph_problems
+        if problems:
+            raise PipelineValidationError.build(
+                self.name, problems, missing_run=missing_run, cycle=cycle
+            )
+
+    validate_tasks = validate
+
+    # -- running ------------------------------------------------------------------
+    def execute(
+        self,
+        targets: TaskNames = None,
+        force: bool = False,
+        force_tasks: TaskNames = None,
+        skip_tasks: TaskNames = None,
+        dry_run: bool = False,
+        single_task: str | Task | None = None,
+    ) -> RunReport:
+        """Run the selected tasks whose results are missing or stale; return a RunReport.
+
+        Parameters:
+            targets: run only these tasks and what they need upstream (default: all).
+            force: rerun every selected task.
+            force_tasks: rerun these even if cached (tasks below them rerun only if
+                the result changed).
+            skip_tasks: do not run these; tasks below use their stored results.
+            dry_run: answer what would run, like `plan()`, without running anything.
+            single_task: run just this task, without its upstream (the original's option).
+
+        Task failures do not raise: see `report.failed` or `report.raise_for_failures()`.
+        """
+        options = self._options(targets, force, force_tasks, skip_tasks, single_task, dry_run)
+        if dry_run:
+            return self._walk(options)
+        ensure_console()
+        self.failures = []
+        for task in self._tasks.values():
+            task.is_executed = False
+            task.is_skipped = False
+        report = self._walk(options)
+        self.failures = report.failed
+        self.last_report = report
+        self._store_or_open().add_history(report.as_dict())
+        log = lib_logger.bind(lp_scope=self.name)
+        (log.error if report.failed else log.info)("{}", report.summary())
+        return report
+
+    def plan(
+        self,
+        targets: TaskNames = None,
+        force: bool = False,
+        force_tasks: TaskNames = None,
+        skip_tasks: TaskNames = None,
+        single_task: str | Task | None = None,
+    ) -> RunReport:
+        """What `execute` would do, without running or storing anything.
+
+        Statuses: "run" (with its reasons), "cached", "skipped", and "waiting" for
+        tasks that rerun only if an upstream task that will run changes its result.
+        """
+        return self.execute(targets, force, force_tasks, skip_tasks, True, single_task)
+
+    def _walk(self, options: Options) -> RunReport:
+        run = Run(self, options)
+        self._run = run
+        try:
+            return run.execute()
+        finally:
+            self._run = None
+
+    def _options(
+        self,
+        targets: TaskNames,
+        force: bool,
+        force_tasks: TaskNames,
+        skip_tasks: TaskNames,
+        single_task: str | Task | None,
+        planned: bool,
+    ) -> Options:
+        """Check every name and input before anything runs, and select the tasks."""
+        order = self._ordered_names()  # validates
+        deps = self._deps()
+        forced = frozenset(self._names(force_tasks, "force_tasks"))
+        skipped = frozenset(self._names(skip_tasks, "skip_tasks"))
+        if single_task is not None:
+            only = self._names(single_task, "single_task")
+            chosen, forced = set(only), forced | set(only)
+        elif targets is not None:
+            chosen = graph.upstream(deps, self._names(targets, "targets"))
+        else:
+            chosen = set(order)
+        selected = [n for n in order if n in chosen]
+        inputs = {
+            n: expand_inputs(t.input_files, task=n) if t.hash_inputs and n not in skipped else []
+            for n in selected
+            for t in (self._tasks[n],)
+        }
+        return Options(
+            selected=selected, deps=deps, inputs=inputs, force_all=bool(force),
+            force=forced, skip=skipped, planned=planned, executor=SequentialExecutor(),
+        )
+
+    def _names(self, names: TaskNames, where: str) -> list[str]:
+        if names is None:
+            return []
+        if isinstance(names, (str, Task)):
+            names = [names]
+        out = []
+        for n in names:
+            key = n.name if isinstance(n, Task) else n
+            if key not in self._tasks:
+                raise UnknownTaskError(str(key), self._tasks, where=where)
+            out.append(key)
+        return out
+
+    # -- results ----------------------------------------------------------------------
+    def get_result(self, name: str | Task, default: Any = None) -> Any:
+        """The task's result: from the current run, else from the store, else `default`."""
+        key = self.get_task(name).name
+        value = self._run.value(key) if self._run is not None else self._store_or_open().load(key)
+        return default if value is MISSING else value
+
+    @property
+    def is_complete(self) -> bool:
+        """True when the last run left every task of the pipeline executed or cached."""
+        report = self.last_report
+        if report is None:
+            return False
+        done = {o.name for o in report if o.status in ("executed", "cached")}
+        return done >= set(self._tasks)
+
+    @property
+    def cache(self) -> Any:
+        """The underlying diskcache.Cache (so `pipeline.cache.clear()` works)."""
+        return self._store_or_open().cache
+
+    def clear(self, names: TaskNames = None) -> list[str]:
+        """Forget stored results of these tasks (default: all); returns the names forgotten."""
+        store = self._store_or_open()
+        chosen = self._names(names, "clear") if names is not None else list(store.names())
+        return store.forget(chosen)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Summaries of past runs, oldest first."""
+        return self._store_or_open().history()
+
+    def _store_or_open(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.folder)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store's files (it reopens on next use)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __repr__(self) -> str:
+        return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"Pipeline name {name!r} is not a safe folder name: use letters, digits, '_', "
+            f"'-', '.' and spaces, starting with a letter, digit or '_' (e.g. 'sales_etl')."
+        )
+    return name
