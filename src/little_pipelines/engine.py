@@ -329,7 +329,9 @@ class Run:
             if rec.get("expiry") == "on_complete" and rec.get("run_id") == self.run_id
         ]
         if ended:
-            self.store.forget(ended)
+            # Drop the values but keep the records: the next run then says why the
+            # task reruns ("expired when the run that stored it ended").
+            self.store.drop_values(ended)
         self.values.clear()
 
 

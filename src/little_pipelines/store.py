@@ -149,6 +149,12 @@ class Store:
                     gone.append(name)
         return gone
 
+    def drop_values(self, names: Iterable[str]) -> None:
+        """Delete the values of these tasks but keep their records (expired results)."""
+        with self.cache.transact():
+            for name in names:
+                self.cache.delete((_VALUE, name))
+
     # -- history -----------------------------------------------------------
     def add_history(self, entry: dict[str, Any]) -> None:
         """Append a run summary to the history (the last few hundred are kept)."""
