@@ -13,19 +13,22 @@ import graphlib
 import heapq
 import pickle
 import queue
+import threading
 import time
-import traceback
 import uuid
-from collections.abc import Mapping
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
+from .executors import Backend, PicklingFailed, TaskNotSendable, resolve
 from .fingerprint import FileDigests, digest_bytes
 from .freshness import SCHEMA, State, current_state, expiry_fields, reasons_to_run
 from .report import Reason, RunReport, TaskOutcome
 from .store import MISSING
+from .worker import Attempt, Call, Outcome
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -46,7 +49,11 @@ class Options:
     force: frozenset[str] = frozenset()
     skip: frozenset[str] = frozenset()
     planned: bool = False
-    executor: Executor | None = None
+    executor: Any = None  # a name, an Executor or a Dask Client (see executors.resolve)
+    workers: int | None = None
+    scheduler: str | None = None
+    #: called as progress("start", name, None) and progress("finish", name, outcome)
+    progress: Callable[[str, str, TaskOutcome | None], None] | None = None
 
 
 @dataclass
@@ -55,6 +62,7 @@ class _Pending:
     state: State
     reasons: list[Reason]
     record: Record | None
+    deadline: float | None = None  # when the driver stops waiting (executors that can't stop work)
 
 
 @dataclass
@@ -74,6 +82,10 @@ class Run:
         self.files = FileDigests()
         self.store = self.pipeline._store_or_open()
         self.records = self.store.records(self.options.selected)
+        self._pending: dict[str, _Pending] = {}
+        self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
+        self._backend: Backend | None = None
+        self._abandoned = False
         self._left: dict[str, int] = {}  # dependants of a task still to finish in this run
         for name in self.options.selected:
             for dep in self.options.deps[name]:
@@ -81,18 +93,34 @@ class Run:
 
     # -- the loop ----------------------------------------------------------------
     def execute(self) -> RunReport:
+        """Walk the graph: decide each ready task, submit what must run, store what returns."""
         opts = self.options
         start = time.perf_counter()
         self.report.started_at = time.time()
-        index = {name: i for i, name in enumerate(opts.selected)}
-        in_run = set(opts.selected)
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        in_run = set(opts.selected)
         for name in opts.selected:
             sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
         sorter.prepare()
-        executor = opts.executor
-        finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
-        pending: dict[str, _Pending] = {}
+        self._backend = None if opts.planned else resolve(
+            opts.executor, opts.workers, self.pipeline, opts.scheduler
+        )
+        try:
+            self._loop(sorter)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
+        finally:
+            if self._backend is not None:
+                # Don't wait for work we gave up on (timeouts) or that was interrupted.
+                self._backend.close(cancel=bool(self._pending) or self._abandoned)
+            self._end_of_run()
+            self.report.duration = time.perf_counter() - start
+        return self.report
+
+    def _loop(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+        opts = self.options
+        index = {name: i for i, name in enumerate(opts.selected)}
         ready: list[int] = []
         while sorter.is_active():
             for name in sorter.get_ready():
@@ -103,39 +131,76 @@ class Run:
                 if job is None:
                     sorter.done(name)
                     continue
-                pending[name] = job
-                assert executor is not None
-                fut = executor.submit(call_task, job.task, self._inputs(job.task))
-                fut.add_done_callback(lambda f, n=name: finished.put((n, f)))
-                if not finished.empty() or not ready:
-                    self._collect(finished, pending, sorter, block=not ready)
-            elif pending:
-                self._collect(finished, pending, sorter, block=True)
-        self._end_of_run()
-        self.report.duration = time.perf_counter() - start
-        return self.report
+                self._submit(job)
+                if not self._finished.empty() or not ready:
+                    self._collect(sorter, block=not ready)
+            elif self._pending:
+                self._collect(sorter, block=True)
 
-    def _collect(
-        self,
-        finished: queue.SimpleQueue[tuple[str, Future[Any]]],
-        pending: dict[str, _Pending],
-        sorter: graphlib.TopologicalSorter[str],
-        *,
-        block: bool,
-    ) -> None:
-        """Store every finished task (waiting for one if `block`) and release its dependants."""
+    def _submit(self, job: _Pending) -> None:
+        task, backend = job.task, self._backend
+        assert backend is not None
+        delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
+            task.retry_delay]
+        call = Call(task.retries, tuple(delays), task.timeout)
+        if task.timeout is not None and not _can_stop(backend):
+            job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
+                delays[: task.retries])
+        if self.options.progress is not None:
+            self.options.progress("start", task.name, None)
+        self._pending[task.name] = job
         try:
-            item = finished.get(block=block)
+            fut = backend.submit(task, lambda: self._inputs(task), lambda: self._blobs(task),
+                                 call)
+        except TaskNotSendable as e:
+            fut = Future()
+            fut.set_result(Outcome(False, attempts=[Attempt(0.0, f"{e}\n")]))
+        name = task.name
+        fut.add_done_callback(lambda f: self._finished.put((name, f)))
+
+    def _collect(self, sorter: graphlib.TopologicalSorter[str], *, block: bool) -> None:
+        """Store every finished task (waiting for one if `block`) and release its dependants."""
+        deadlines = [j.deadline for j in self._pending.values() if j.deadline is not None]
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines and block else None
+        try:
+            item = self._finished.get(block=block, timeout=wait)
         except queue.Empty:
+            self._expire_overdue(sorter)
             return
         while True:
             name, fut = item
-            self._finish(pending.pop(name), fut)
-            sorter.done(name)
+            job = self._pending.pop(name, None)
+            if job is not None:  # None: it had timed out and was given up on
+                self._finish(job, fut)
+                sorter.done(name)
             try:
-                item = finished.get_nowait()
+                item = self._finished.get_nowait()
             except queue.Empty:
                 return
+
+    def _expire_overdue(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+        now = time.monotonic()
+        for name, job in list(self._pending.items()):
+            if job.deadline is not None and now >= job.deadline:
+                del self._pending[name]
+                self._abandoned = True
+                self._fail(job.task, f"TaskTimeout: gave up after {job.task.timeout}s "
+                           f"(timeout=); this executor cannot stop the work, which was "
+                           f"abandoned", duration=job.task.timeout or 0.0, record=job.record,
+                           reasons=job.reasons)
+                self._release(name)
+                sorter.done(name)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: what was running is marked interrupted, what had not started is skipped."""
+        reason = Reason("interrupted")
+        for name, job in self._pending.items():
+            self._record(TaskOutcome(name, "interrupted", (*job.reasons, reason)))
+            job.task.logger.warning("interrupted")
+        for name in self.options.selected:
+            if name not in self.report.outcomes:
+                self._record(TaskOutcome(name, "skipped", (reason,)))
+        self.report.interrupted = True
 
     # -- deciding --------------------------------------------------------------------
     def _decide(self, name: str) -> _Pending | None:
@@ -146,10 +211,12 @@ class Run:
         if name in opts.skip:
             self.digests[name] = record.get("digest") if record else None
             task.is_skipped = True
-            return self._settle(name, "skipped", [Reason("skip_requested")], record)
+            self._settle(name, "skipped", [Reason("skip_requested")], record)
+            return None
         upstream, blocked = self._upstream_digests(task)
         if blocked is not None:
-            return self._blocked(task, *blocked)
+            self._blocked(task, *blocked)
+            return None
         try:
             state = current_state(task, record, self.files, opts.inputs[name], upstream)
         except OSError as e:
@@ -166,12 +233,15 @@ class Run:
             self.digests[name] = record["digest"]
             task.is_skipped = True
             created = _fmt_time(record.get("created_at", 0.0))
-            return self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
+            self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
+            return None
         if opts.planned:
             self.digests[name] = _WILL_RUN
             if reasons:
-                return self._settle(name, "run", reasons, record)
-            return self._settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
+                self._settle(name, "run", reasons, record)
+                return None
+            self._settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
+            return None
         return _Pending(task, state, reasons, record)
 
     def _upstream_digests(self, task: Task) -> tuple[dict[str, str], tuple[str, str] | None]:
@@ -205,6 +275,23 @@ class Run:
         wanted = [d for d in self.options.deps[task.name] if d in task._params]
         return {dep: self.value(dep) for dep in wanted}
 
+    def _blobs(self, task: Task) -> dict[str, bytes]:
+        """Pickled upstream values to send to a remote worker: every dependency's."""
+        out = {}
+        for dep in self.options.deps[task.name]:
+            blob = self._blob(dep)
+            if blob is not MISSING:
+                out[dep] = blob
+        return out
+
+    def _blob(self, name: str) -> Any:
+        blob = self.values.get(name)
+        if blob is None:
+            blob = self.store.load_blob(name)
+            if blob is not MISSING and self._left.get(name):
+                self.values[name] = blob  # more dependants to come: read the store once
+        return blob
+
     def value(self, name: str) -> Any:
         """A result of this run or the stored one (or MISSING), as a fresh copy.
 
@@ -212,38 +299,56 @@ class Run:
         given cannot change what its siblings see: a cold run and a warm run
         compute the same results.
         """
-        blob = self.values.get(name)
-        if blob is None:
-            blob = self.store.load_blob(name)
-            if blob is MISSING:
-                return MISSING
-            if self._left.get(name):
-                self.values[name] = blob  # more dependants to come: read the store once
+        blob = self._blob(name)
+        if blob is MISSING:
+            return MISSING
         return pickle.loads(blob)
 
     # -- finishing ------------------------------------------------------------------
     def _finish(self, job: _Pending, fut: Future[Any]) -> None:
         task = job.task
-        ok, payload, duration = fut.result()
-        if not ok:
-            self._fail(task, payload, duration=duration, record=job.record, reasons=job.reasons)
+        try:
+            out: Outcome = fut.result()
+        except Exception as e:  # the executor itself failed (a worker died, a lost connection)
+            out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
+        for when, level, message in out.logs:  # records captured on a remote worker
+            task.logger.patch(_at(when)).log(level, "{}", message)
+        retried = len(out.attempts) > 1
+        if not out.ok:
+            failed = out.value if isinstance(out.value, PicklingFailed) else None
+            error = (self._unpicklable(failed.kind, failed.error) if failed is not None
+                     else out.error)
+            self._fail(task, error, duration=out.duration, record=job.record,
+                       reasons=job.reasons, attempts=len(out.attempts))
+        elif self._backend is not None and self._backend.remote:
+            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts))
         else:
-            self._store(job, payload, duration)
+            self._store(job, out.value, out.duration, attempts=len(out.attempts))
+        if retried:
+            task.logger.info("took {} attempts", len(out.attempts))
         self._release(task.name)
 
-    def _store(self, job: _Pending, value: Any, duration: float) -> None:
+    @staticmethod
+    def _unpicklable(kind: str, error: str) -> str:
+        return (f"its result, a {kind}, cannot be stored: {error}. Return plain data "
+                f"(numbers, strings, lists, dicts, DataFrames) instead of functions, locks or "
+                f"open connections.")
+
+    def _store(self, job: _Pending, value: Any, duration: float, *,
+               blob: bytes | None = None, attempts: int = 1) -> None:
         task = job.task
-        try:
-            blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:
-            self._fail(
-                task,
-                f"its result, a {type(value).__module__}.{type(value).__qualname__}, cannot be "
-                f"stored: {type(e).__name__}: {e}. Return plain data (numbers, strings, lists, "
-                f"dicts, DataFrames) instead of functions, locks or open connections.",
-                duration=duration, record=job.record, reasons=job.reasons,
-            )
-            return
+        if blob is None:
+            try:
+                blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as e:
+                kind = f"{type(value).__module__}.{type(value).__qualname__}"
+                self._fail(task, self._unpicklable(kind, f"{type(e).__name__}: {e}"),
+                           duration=duration, record=job.record, reasons=job.reasons,
+                           attempts=attempts)
+                return
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+        else:
+            kind = value  # a remote worker sends the type's name along with the bytes
         digest = digest_bytes(blob)
         now = _now()
         record: Record = {
@@ -256,11 +361,11 @@ class Run:
             "created_at": now.timestamp(),
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
-            "type": f"{type(value).__module__}.{type(value).__qualname__}",
+            "type": kind,
             "size": len(blob),
             **expiry_fields(
                 task, now, run_id=self.run_id,
-                drop_none=value is None and self.pipeline.expire_results_if_none,
+                drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
             ),
         }
         try:
@@ -275,7 +380,8 @@ class Run:
             self.values[task.name] = blob
         task.is_executed = True
         task.is_skipped = False
-        self.report.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration))
+        self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
+                                 attempts=attempts))
         task.logger.info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
 
     def _fail(
@@ -286,12 +392,13 @@ class Run:
         duration: float = 0.0,
         record: Record | None = None,
         reasons: list[Reason] | None = None,
+        attempts: int = 1,
     ) -> None:
         self.failed.add(task.name)
         last = error.strip().splitlines()[-1] if error.strip() else "failed"
         outcome = TaskOutcome(task.name, "failed", (*(reasons or ()), Reason("error", detail=last)),
-                              duration, error=error)
-        self.report.add(outcome)
+                              duration, error=error, attempts=attempts)
+        self._record(outcome)
         task.logger.error("✗ failed after {:.3f}s: {}", duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
@@ -301,7 +408,7 @@ class Run:
     ) -> None:
         stored = record.get("duration", 0.0) if record and status == "cached" else 0.0
         outcome = TaskOutcome(name, status, tuple(reasons), 0.0, stored_duration=stored)
-        self.report.add(outcome)
+        self._record(outcome)
         if not self.options.planned:
             log = self.pipeline._tasks[name].logger
             if status == "cached":
@@ -311,6 +418,11 @@ class Run:
             elif status == "failed":
                 log.error("✗ not run: {}", outcome.why)
         self._release(name)
+
+    def _record(self, outcome: TaskOutcome) -> None:
+        self.report.add(outcome)
+        if self.options.progress is not None:
+            self.options.progress("finish", outcome.name, outcome)
 
     def _release(self, name: str) -> None:
         """A task is settled: its dependencies' values may be dropped once all dependants are."""
@@ -335,14 +447,25 @@ class Run:
         self.values.clear()
 
 
-def call_task(task: Task, inputs: dict[str, Any]) -> tuple[bool, Any, float]:
-    """Run one task's code (on whatever executor): (ok, value or traceback text, seconds)."""
-    start = time.perf_counter()
-    try:
-        value = task.invoke(inputs)
-    except Exception:
-        return False, traceback.format_exc(), time.perf_counter() - start
-    return True, value, time.perf_counter() - start
+def _can_stop(backend: Backend) -> bool:
+    """Whether a task's timeout is enforced where it runs (see worker._time_limit)."""
+    from .executors import ForkBackend, SequentialExecutor
+
+    if isinstance(backend, ForkBackend):
+        return True
+    return isinstance(backend.executor, SequentialExecutor) and (
+        threading.current_thread() is threading.main_thread()
+    )
+
+
+def _at(when: float) -> Callable[[Any], None]:
+    """A loguru patcher giving a replayed record the time it was made on the worker."""
+    moment = datetime.fromtimestamp(when).astimezone()
+
+    def patch(record: Any) -> None:
+        record["time"] = moment
+
+    return patch
 
 
 def _now() -> Any:
@@ -351,9 +474,7 @@ def _now() -> Any:
 
 
 def _fmt_time(ts: float) -> str:
-    from datetime import datetime
-
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-__all__ = ["Options", "Run", "call_task"]
+__all__ = ["Options", "Run"]

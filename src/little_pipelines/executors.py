@@ -1,16 +1,45 @@
 """Executors: where task code runs. All speak `concurrent.futures.Executor`.
 
-The engine submits `call_task(task, inputs)` and stores what comes back; an
-executor never touches the cache.
+The engine has one loop for all of them; a `Backend` only says how a task
+travels to its executor:
+
+* in this process (sequential, threads): the Task object itself;
+* our own process pool: just the task's name — the pool is forked after the
+  pipeline is registered here, so each worker already holds every task, even
+  classic tasks defined in a script's `__main__`;
+* anything else (Dask, a pool the user built): the task pickled by value with
+  cloudpickle (shipped with Dask), upstream values as pickled bytes; with Dask,
+  large values are scattered to the cluster once per run.
+
+Executors never touch the cache; the driver stores what comes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
-from typing import Any, TypeVar
+import logging
+import multiprocessing
+import os
+import pickle
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .errors import LittlePipelinesError, did_you_mean
+from .worker import Call, Outcome, call_task, init_process_worker
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+    from .task import Task
 
 T = TypeVar("T")
+_DASK_HINT = "pip install 'little-pipelines[dask]'"
+_SCATTER_BYTES = 1 << 20  # upstream values larger than this go to a Dask cluster once
+_REGISTRY: dict[str, Pipeline] = {}
+
+
+class ExecutorError(LittlePipelinesError, ValueError):
+    """An executor that cannot be used (unknown name, missing optional dependency)."""
 
 
 class SequentialExecutor(Executor):
@@ -20,8 +49,215 @@ class SequentialExecutor(Executor):
         fut: Future[T] = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except BaseException as e:  # a KeyboardInterrupt must still reach the caller
-            if not isinstance(e, Exception):
-                raise
+        except Exception as e:  # a KeyboardInterrupt propagates to the run loop
             fut.set_exception(e)
         return fut
+
+
+class Backend:
+    """An executor plus how tasks are sent to it; closes what it created itself."""
+
+    remote = True
+
+    def __init__(self, executor: Executor, *, owned: bool, client: Any = None) -> None:
+        self.executor = executor
+        self.owned = owned
+        self.client = client
+        self._scattered: dict[str, Any] = {}
+
+    def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
+               blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
+        """Send one task with its upstream values (asked for only now, lazily)."""
+        payload = _pickle_task(task)
+        sent = dict(blobs())
+        if self.client is not None:
+            for name, blob in sent.items():
+                if len(blob) > _SCATTER_BYTES:
+                    if name not in self._scattered:
+                        self._scattered[name] = self.client.scatter(blob, hash=False)
+                    sent[name] = self._scattered[name]
+        return self.executor.submit(call_pickled, payload, sent, call)
+
+    def close(self, *, cancel: bool = False) -> None:
+        if self.client is not None:
+            for fut in self._scattered.values():
+                fut.release()
+            if self.owned:  # a cluster we started (or connected to) for this run
+                cluster = getattr(self.client, "cluster", None)
+                self.client.close()
+                if cluster is not None:
+                    cluster.close()
+        elif self.owned:
+            self.executor.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+class LocalBackend(Backend):
+    """Sequential or threads: the task object runs here, with its real pipeline."""
+
+    remote = False
+
+    def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
+               blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
+        return self.executor.submit(call_task, task, inputs(), call)
+
+
+class ForkBackend(Backend):
+    """Our own process pool, forked after the pipeline was registered: names travel."""
+
+    def __init__(self, executor: Executor, key: str) -> None:
+        super().__init__(executor, owned=True)
+        self.key = key
+
+    def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
+               blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
+        return self.executor.submit(call_registered, self.key, task.name, dict(blobs()), call)
+
+    def close(self, *, cancel: bool = False) -> None:
+        super().close(cancel=cancel)
+        _REGISTRY.pop(self.key, None)
+
+
+def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
+            scheduler: str | None = None) -> Backend:
+    """Turn `executor=` (a name, an Executor or a Dask Client) into a Backend."""
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ExecutorError(f"workers must be a whole number >= 1, got {workers!r}.")
+    if spec is None or isinstance(spec, str):
+        name = spec or ("dask" if scheduler else "sequential")
+        if name not in _FACTORIES:
+            raise ExecutorError(
+                f"Unknown executor {name!r}; expected one of {', '.join(map(repr, _FACTORIES))}, "
+                f"a concurrent.futures.Executor or a dask.distributed.Client. "
+                + did_you_mean(name, _FACTORIES)
+            )
+        return _FACTORIES[name](workers, pipeline, scheduler)
+    if isinstance(spec, (SequentialExecutor, ThreadPoolExecutor)):
+        return LocalBackend(spec, owned=False)
+    if isinstance(spec, Executor):
+        return Backend(spec, owned=False)
+    if type(spec).__name__ == "Client" and hasattr(spec, "get_executor"):
+        return Backend(spec.get_executor(pure=False), owned=False, client=spec)
+    raise ExecutorError(
+        f"executor= takes a name ({', '.join(map(repr, _FACTORIES))}), a "
+        f"concurrent.futures.Executor or a dask.distributed.Client, got {spec!r}."
+    )
+
+
+def _sequential(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+    return LocalBackend(SequentialExecutor(), owned=True)
+
+
+def _threads(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+    return LocalBackend(
+        ThreadPoolExecutor(workers or (os.cpu_count() or 2) * 2, thread_name_prefix="lp"),
+        owned=True,
+    )
+
+
+def _processes(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+    n = workers or os.cpu_count() or 2
+    if "fork" in multiprocessing.get_all_start_methods():
+        key = uuid.uuid4().hex
+        _REGISTRY[key] = pipeline
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=init_process_worker)
+        return ForkBackend(pool, key)
+    # No fork (Windows, macOS by choice): tasks travel pickled by value.
+    pool = ProcessPoolExecutor(n, initializer=init_process_worker)
+    return Backend(pool, owned=True)
+
+
+def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ExecutorError(
+            f"The Dask executor needs Dask's distributed scheduler: {_DASK_HINT}"
+        ) from None
+    if scheduler:
+        client = Client(scheduler)
+        return Backend(client.get_executor(pure=False), owned=True, client=client)
+    cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(cluster)
+    return Backend(client.get_executor(pure=False), owned=True, client=client)
+
+
+#: executor name -> factory(workers, pipeline, scheduler)
+_FACTORIES: dict[str, Callable[[int | None, Pipeline, str | None], Backend]] = {
+    "sequential": _sequential,
+    "threads": _threads,
+    "processes": _processes,
+    "dask": _dask,
+}
+
+
+# -- on the worker ---------------------------------------------------------------------
+
+
+def call_registered(key: str, name: str, blobs: Mapping[str, bytes], call: Call) -> Outcome:
+    """In a forked worker: find the task in the inherited registry and run it."""
+    task = _REGISTRY[key]._tasks[name]
+    return _finish_remote(call_task(task, _unpickle(blobs), _remote(call)))
+
+
+def call_pickled(payload: bytes, blobs: Mapping[str, bytes], call: Call) -> Outcome:
+    """On any worker: unpickle the task and its upstream values, run it."""
+    task = pickle.loads(payload)
+    return _finish_remote(call_task(task, _unpickle(blobs), _remote(call)))
+
+
+def _remote(call: Call) -> Call:
+    return Call(call.retries, call.delays, call.timeout, remote=True)
+
+
+def _unpickle(blobs: Mapping[str, bytes]) -> dict[str, Any]:
+    return {name: pickle.loads(blob) for name, blob in blobs.items()}
+
+
+def _finish_remote(out: Outcome) -> Outcome:
+    # Pickle the value here, where it was made: the driver stores these bytes as
+    # they are and never unpickles a value it does not need.
+    if out.ok:
+        out.kind = f"{type(out.value).__module__}.{type(out.value).__qualname__}"
+        try:
+            out.value = pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:
+            out.ok = False
+            out.value = PicklingFailed(type(out.value), e)
+    return out
+
+
+class PicklingFailed:
+    """Marks a value that could not be pickled on the worker (the driver reports it)."""
+
+    def __init__(self, kind: type, error: Exception) -> None:
+        self.kind = f"{kind.__module__}.{kind.__qualname__}"
+        self.error = f"{type(error).__name__}: {error}"
+
+
+def _pickle_task(task: Task) -> bytes:
+    """Pickle a task by value where plain pickle cannot (functions in `__main__`)."""
+    try:
+        return pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as plain:
+        try:
+            import cloudpickle
+        except ImportError:
+            raise TaskNotSendable(task.name, f"{plain}; install cloudpickle "
+                                  f"({_DASK_HINT}) to send tasks defined in scripts") from None
+        try:
+            return bytes(cloudpickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as e:
+            raise TaskNotSendable(task.name, f"{type(e).__name__}: {e}") from None
+
+
+class TaskNotSendable(LittlePipelinesError, TypeError):
+    """A task that cannot be sent to a worker process (its code or state won't pickle)."""
+
+    def __init__(self, task: str, why: str) -> None:
+        super().__init__(
+            f"Task {task!r} cannot be sent to a worker: {why}. Keep what the task refers to "
+            f"picklable (no open files, locks or connections at module level), or use "
+            f"executor='threads'."
+        )

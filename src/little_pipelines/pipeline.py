@@ -11,10 +11,9 @@ from typing import Any
 from . import graph
 from .engine import Options, Run
 from .errors import PipelineValidationError, TaskDefinitionError, UnknownTaskError
-from .executors import SequentialExecutor
 from .fingerprint import expand_inputs
 from .log import ensure_console, lib_logger
-from .report import RunReport
+from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
 from .task import Task
 
@@ -73,8 +72,7 @@ class Pipeline:
             if isinstance(item, Task):
                 self._add_one(item)
             elif isinstance(item, Iterable) and not isinstance(item, (str, bytes)):
-                for t in item:
-                    self.add(t)
+                self.add(*item)
             else:
                 raise TaskDefinitionError(
                     f"Pipeline.add() takes Task objects, got {item!r}. Create tasks with "
@@ -177,6 +175,10 @@ class Pipeline:
         skip_tasks: TaskNames = None,
         dry_run: bool = False,
         single_task: str | Task | None = None,
+        progress: Callable[[str, str, TaskOutcome | None], None] | None = None,
+        executor: Any = None,
+        workers: int | None = None,
+        scheduler: str | None = None,
     ) -> RunReport:
         """Run the selected tasks whose results are missing or stale; return a RunReport.
 
@@ -188,10 +190,20 @@ class Pipeline:
             skip_tasks: do not run these; tasks below use their stored results.
             dry_run: answer what would run, like `plan()`, without running anything.
             single_task: run just this task, without its upstream (the original's option).
+            progress: called as progress("start", name, None) when a task starts and
+                progress("finish", name, outcome) when it is settled (for live displays).
+            executor: "sequential" (default), "threads", "processes", "dask", any
+                concurrent.futures.Executor, or a dask.distributed.Client.
+            workers: size of the pool the library creates (default: one per core;
+                threads: two per core; dask: 2 workers).
+            scheduler: address of an existing Dask scheduler ("tcp://host:8786");
+                implies executor="dask".
 
         Task failures do not raise: see `report.failed` or `report.raise_for_failures()`.
         """
         options = self._options(targets, force, force_tasks, skip_tasks, single_task, dry_run)
+        options.progress = progress
+        options.executor, options.workers, options.scheduler = executor, workers, scheduler
         if dry_run:
             return self._walk(options)
         ensure_console()
@@ -227,6 +239,12 @@ class Pipeline:
         self._run = run
         try:
             return run.execute()
+        except KeyboardInterrupt:
+            # Finished tasks are already stored; keep the report of what was interrupted.
+            self.last_report = run.report
+            self.failures = run.report.failed
+            lib_logger.bind(lp_scope=self.name).warning("interrupted: {}", run.report.summary())
+            raise
         finally:
             self._run = None
 
@@ -259,16 +277,15 @@ class Pipeline:
         }
         return Options(
             selected=selected, deps=deps, inputs=inputs, force_all=bool(force),
-            force=forced, skip=skipped, planned=planned, executor=SequentialExecutor(),
+            force=forced, skip=skipped, planned=planned,
         )
 
     def _names(self, names: TaskNames, where: str) -> list[str]:
         if names is None:
             return []
-        if isinstance(names, (str, Task)):
-            names = [names]
+        items: Iterable[str | Task] = [names] if isinstance(names, (str, Task)) else names
         out = []
-        for n in names:
+        for n in items:
             key = n.name if isinstance(n, Task) else n
             if key not in self._tasks:
                 raise UnknownTaskError(str(key), self._tasks, where=where)
@@ -281,6 +298,12 @@ class Pipeline:
         key = self.get_task(name).name
         value = self._run.value(key) if self._run is not None else self._store_or_open().load(key)
         return default if value is MISSING else value
+
+    def record(self, name: str | Task) -> dict[str, Any] | None:
+        """The stored record of a task (fingerprint, digest, created_at, expires_at,
+        duration, type, size, ...) without loading its value; None if it has none."""
+        key = self.get_task(name).name
+        return self._store_or_open().record(key)
 
     @property
     def is_complete(self) -> bool:

@@ -35,6 +35,7 @@ REASON_TEXT: dict[str, str] = {
     "upstream_failed": "upstream {subject!r} failed",
     "upstream_skipped": "upstream {subject!r} did not run and has no stored result",
     "waiting": "waits on upstream {subject!r}, which will run",
+    "interrupted": "the run was interrupted (Ctrl-C)",
     "error": "{detail}",
 }
 
@@ -59,6 +60,7 @@ STATUS_STYLE: dict[str, tuple[str, str]] = {
     "failed": ("✗", "bold red"),
     "run": ("▶", "magenta"),
     "waiting": ("…", "dim"),
+    "interrupted": ("!", "bold yellow"),
 }
 
 
@@ -73,6 +75,8 @@ class TaskOutcome:
     #: compute time of the stored result (what reusing it saved)
     stored_duration: float = 0.0
     error: str | None = None
+    #: how many times its code ran (more than 1 when retries= were used)
+    attempts: int = 1
 
     @property
     def why(self) -> str:
@@ -89,6 +93,7 @@ class RunReport:
     started_at: float = 0.0
     run_id: str = ""
     planned: bool = False
+    interrupted: bool = False
 
     def add(self, outcome: TaskOutcome) -> None:
         self.outcomes[outcome.name] = outcome

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 #: Options a Task takes beyond the original's arguments: name -> default.
 NEW_OPTIONS: dict[str, Any] = {
     "description": None,
+    "retries": 0,  # extra attempts after a failure
+    "retry_delay": 0.0,  # seconds before each retry, or a list of them for back-off
+    "timeout": None,  # seconds per attempt (enforced where the executor can stop work)
 }
 _UPSTREAM_ERROR_POLICIES = ("FAIL", "SKIP")
 
@@ -80,6 +83,7 @@ class Task:
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
             setattr(self, option, new_options.get(option, default))
+        _check_run_options(self)
         self.pipeline: Pipeline | None = None
         self.is_executed = False
         self.is_skipped = False
@@ -129,7 +133,7 @@ class Task:
         task._params = tuple(p.name for p in params)
         task._required = frozenset(p.name for p in params if p.default is p.empty)
         task._processes["run"] = task._run_function_from_pipeline
-        functools.update_wrapper(task, fn, updated=())  # type: ignore[arg-type]
+        functools.update_wrapper(task, fn, updated=())
         return task
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -253,6 +257,16 @@ class Task:
     # Identity semantics: two tasks are equal only if they are the same object.
     __hash__ = object.__hash__
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to a worker without its pipeline (the store stays with the driver)
+        # and without its logger (rebuilt there, its records shipped back).
+        state = self.__dict__.copy()
+        pipeline = state.pop("pipeline", None)
+        state["_pipeline_name"] = getattr(pipeline, "name", None)
+        state["pipeline"] = None
+        state["_logger"] = None
+        return state
+
 
 def find_tasks(namespace: Mapping[str, Any], nested: bool = True) -> set[Task]:
     """The Tasks among a namespace's values (e.g. `globals()`), one level into modules."""
@@ -265,13 +279,34 @@ def find_tasks(namespace: Mapping[str, Any], nested: bool = True) -> set[Task]:
     return found
 
 
+def _check_run_options(task: Task) -> None:
+    retries, delay, timeout = task.retries, task.retry_delay, task.timeout
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise TaskDefinitionError(
+            f"Task {task.name!r}: retries must be a whole number >= 0, got {retries!r}."
+        )
+    delays = delay if isinstance(delay, (list, tuple)) else [delay]
+    if not all(_is_seconds(d) for d in delays):
+        raise TaskDefinitionError(
+            f"Task {task.name!r}: retry_delay must be seconds >= 0 or a list of them "
+            f"(e.g. [1, 5, 30]), got {delay!r}."
+        )
+    if timeout is not None and not (_is_seconds(timeout) and timeout > 0):
+        raise TaskDefinitionError(
+            f"Task {task.name!r}: timeout must be a number of seconds > 0, got {timeout!r}."
+        )
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:
     if deps is None:
         return []
-    if isinstance(deps, (str, Task)):
-        deps = [deps]
+    items: Iterable[str | Task] = [deps] if isinstance(deps, (str, Task)) else deps
     names: list[str] = []
-    for d in deps:
+    for d in items:
         if isinstance(d, Task):
             d = d.name
         if not isinstance(d, str):

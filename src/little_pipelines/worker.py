@@ -1,0 +1,203 @@
+"""What runs on a worker: one task's code, with retries, a timeout and captured logs.
+
+The engine submits `call_task` to an executor. In this process (sequential,
+threads) the task runs with its real pipeline and logger. Elsewhere (processes,
+Dask) the task arrives without its pipeline: it gets a stand-in that serves the
+upstream values the driver sent, and its log records are captured and sent back
+with the value, so the driver writes the per-task log file and PERF timings
+whichever executor ran the task. Workers never touch the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+if TYPE_CHECKING:
+    from .task import Task
+
+
+class TaskTimeout(Exception):
+    """Raised inside a task whose attempt ran past its `timeout=`."""
+
+
+@dataclass
+class Attempt:
+    """One try of a task: how long it took and, if it failed, the traceback text."""
+
+    duration: float
+    error: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What a worker sends back to the driver."""
+
+    ok: bool
+    value: Any = None
+    attempts: list[Attempt] = field(default_factory=list)
+    #: captured log records when the task ran away from the driver:
+    #: (epoch time, level name, message)
+    logs: list[tuple[float, str, str]] = field(default_factory=list)
+    worker: str = ""
+    #: the value's type name, sent with its pickled bytes from a remote worker
+    kind: str = ""
+
+    @property
+    def duration(self) -> float:
+        return sum(a.duration for a in self.attempts)
+
+    @property
+    def error(self) -> str:
+        return self.attempts[-1].error or "" if self.attempts else ""
+
+
+@dataclass(frozen=True)
+class Call:
+    """How to run one task: its retry and timeout settings, and where it runs."""
+
+    retries: int = 0
+    delays: Sequence[float] = ()
+    timeout: float | None = None
+    remote: bool = False
+
+
+def call_task(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
+    """Run the task's code, retrying as asked; never raises for the task's own errors."""
+    if call.remote:
+        return _call_remote(task, inputs, call)
+    return _attempts(task, inputs, call)
+
+
+def _attempts(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
+    out = Outcome(ok=False, worker=f"{os.getpid()}:{threading.current_thread().name}")
+    for attempt in range(call.retries + 1):
+        if attempt:
+            delay = call.delays[min(attempt - 1, len(call.delays) - 1)] if call.delays else 0.0
+            task.logger.warning(
+                "attempt {} of {} failed; retrying in {}s", attempt, call.retries + 1, delay
+            )
+            if delay > 0:
+                time.sleep(delay)
+        start = time.perf_counter()
+        try:
+            with _time_limit(call.timeout):
+                value = task.invoke(inputs)
+        except Exception as e:
+            text = (f"TaskTimeout: gave up after {call.timeout}s (timeout=)\n"
+                    if isinstance(e, TaskTimeout) else traceback.format_exc())
+            out.attempts.append(Attempt(time.perf_counter() - start, text))
+            continue
+        out.attempts.append(Attempt(time.perf_counter() - start))
+        out.ok, out.value = True, value
+        break
+    return out
+
+
+class _time_limit:
+    """Raise TaskTimeout in the task after `seconds`, where that is possible.
+
+    Only the main thread of a process can be interrupted (by SIGALRM): that
+    covers sequential runs and process pools. A task in a thread (threads,
+    Dask) cannot be stopped safely; the driver then stops waiting for it instead.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.armed = False
+
+    def __enter__(self) -> None:
+        if (self.seconds is None or not hasattr(signal, "setitimer")
+                or threading.current_thread() is not threading.main_thread()):
+            return
+        self.previous = signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        self.armed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
+def _raise_timeout(signum: int, frame: object) -> None:
+    raise TaskTimeout()
+
+
+# -- away from the driver ---------------------------------------------------------------
+
+_capture = threading.local()
+_capture_sink: dict[int, int] = {}  # pid -> handler id, so each worker process adds one sink
+
+
+class WorkerPipeline:
+    """Stands in for the pipeline on a worker: serves the upstream values sent along."""
+
+    def __init__(self, name: str, values: Mapping[str, Any], task: str) -> None:
+        self.name = name
+        self._values = dict(values)
+        self._task = task
+        self.log_dir = None
+
+    def get_result(self, name: Any, default: Any = None) -> Any:
+        key = getattr(name, "name", name)
+        if key in self._values:
+            return self._values[key]
+        raise KeyError(
+            f"Task {self._task!r} asked for the result of {key!r}, which is not one of its "
+            f"dependencies; on a worker only dependencies' results are sent. Add {key!r} "
+            f"to its dependencies=."
+        )
+
+
+def _call_remote(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
+    name = getattr(task.pipeline, "name", None) or task.__dict__.get("_pipeline_name") or ""
+    task.pipeline = WorkerPipeline(name, inputs, task.name)  # type: ignore[assignment]
+    task._logger = None
+    _ensure_capture_sink()
+    records: list[tuple[float, str, str]] = []
+    _capture.records = records
+    try:
+        out = _attempts(task, inputs, call)
+    finally:
+        _capture.records = None
+    out.logs = records
+    return out
+
+
+def _ensure_capture_sink() -> None:
+    pid = os.getpid()
+    if pid not in _capture_sink:
+        _capture_sink[pid] = logger.add(
+            _capture_record, level="DEBUG", format="{message}",
+            filter=lambda r: "lp_task" in r["extra"],
+        )
+
+
+def _capture_record(message: Any) -> None:
+    records = getattr(_capture, "records", None)
+    if records is not None:
+        r = message.record
+        text = r["message"]
+        if r["exception"] is not None:
+            text += "\n" + "".join(traceback.format_exception(*r["exception"]))
+        records.append((r["time"].timestamp(), r["level"].name, text))
+
+
+def init_process_worker() -> None:
+    """Initializer of our own process pools: the driver alone writes logs and files.
+
+    A forked worker inherits the driver's loguru handlers; writing from both
+    would print lines twice and interleave the task files.
+    """
+    logger.remove()
+    _capture_sink.clear()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
