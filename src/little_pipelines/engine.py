@@ -232,6 +232,7 @@ class Run:
             assert record is not None
             self.digests[name] = record["digest"]
             task.is_skipped = True
+            self._remember_stamps(name, record, state)
             created = _fmt_time(record.get("created_at", 0.0))
             self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
             return None
@@ -243,6 +244,19 @@ class Run:
             self._settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
             return None
         return _Pending(task, state, reasons, record)
+
+    def _remember_stamps(self, name: str, record: Record, state: State) -> None:
+        """A reused task whose files were touched but not changed: record their new stat.
+
+        Without this, a touched file (a checkout, a copy) would be hashed again on
+        every later run, since its size and mtime never match the record again.
+        """
+        if self.options.planned:
+            return  # a plan stores nothing
+        if state.code == record.get("code") and state.inputs == record.get("inputs"):
+            return
+        self.store.update_record(name, code=state.code, inputs=state.inputs)
+        record.update(code=state.code, inputs=state.inputs)
 
     def _upstream_digests(self, task: Task) -> tuple[dict[str, str], tuple[str, str] | None]:
         """Result digests of the task's dependencies, or (why, which) it cannot run."""

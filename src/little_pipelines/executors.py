@@ -88,6 +88,8 @@ class Backend:
                 if cluster is not None:
                     cluster.close()
         elif self.owned:
+            if cancel:
+                _stop_workers(self.executor)
             self.executor.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
@@ -115,6 +117,18 @@ class ForkBackend(Backend):
     def close(self, *, cancel: bool = False) -> None:
         super().close(cancel=cancel)
         _REGISTRY.pop(self.key, None)
+
+
+def _stop_workers(executor: Executor) -> None:
+    """Terminate the processes of a pool we own whose work was abandoned (Ctrl-C, timeout).
+
+    ProcessPoolExecutor has no public way to stop running work; without this, the
+    interpreter would wait at exit for every abandoned task to finish. Threads
+    cannot be stopped at all: their tasks run to the end in the background.
+    """
+    processes = getattr(executor, "_processes", None) or {}
+    for proc in list(processes.values()):
+        proc.terminate()
 
 
 def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
@@ -178,7 +192,7 @@ def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Bac
         client = Client(scheduler)
         return Backend(client.get_executor(pure=False), owned=True, client=client)
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(cluster)
     return Backend(client.get_executor(pure=False), owned=True, client=client)
 

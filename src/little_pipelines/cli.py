@@ -1,0 +1,451 @@
+"""`lpipe`: run and inspect a pipeline from the command line.
+
+    lpipe run examples/quickstart.py           # run it; cached tasks are reused
+    lpipe status examples/quickstart.py        # what would run, and why
+    lpipe shell examples/quickstart.py         # explore it interactively
+
+Exit status: 0 when every selected task ran or was reused, 1 when a task failed
+(or `show` found nothing stored, or `forget` was declined), 2 for a usage,
+loading or validation error (one clear message, no traceback of ours; a file
+that fails to import shows its own), 130 when interrupted.
+
+Rich is imported only once a command runs, so `lpipe --help` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .errors import LittlePipelinesError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .pipeline import Pipeline
+    from .report import RunReport
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOG_TAIL_LINES = 20
+HISTORY_DEFAULT = 20
+
+
+@dataclass
+class Context:
+    """What a command works with: the parsed arguments, the pipeline, the consoles."""
+
+    args: argparse.Namespace
+    pipeline: Pipeline
+    out: Console
+    err: Console
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_run(ctx: Context) -> int:
+    """Run the targets and their upstream, show progress, end with a summary."""
+    from . import set_log_level
+    from .display import RunView
+    from .render import status_table, summary_table
+
+    p, a, out = ctx.pipeline, ctx.args, ctx.out
+    options: dict[str, Any] = {"targets": a.tasks or None, "force": a.force,
+                               "force_tasks": a.force_task or None, "skip_tasks": a.skip or None}
+    if a.dry_run:
+        plan = p.plan(**options)
+        out.print(status_table(plan, {o.name: p.record(o.name) for o in plan}))
+        return EXIT_OK
+    if a.executor is not None:
+        options["executor"] = a.executor
+    if a.workers is not None:
+        options["workers"] = a.workers
+    # The live view below is the run's console output; the library's own lines
+    # would repeat it. They still go to each task's log file.
+    set_log_level("DEBUG" if a.verbose else "CRITICAL")
+    view = RunView(out, _selected(p, a.tasks), live=out.is_terminal and not (a.verbose or a.quiet))
+    try:
+        with view:
+            report = p.execute(**options, progress=None if a.quiet else view)
+    except KeyboardInterrupt:
+        done = [n for n, o in view.outcomes.items() if o.status == "executed"]
+        out.print(_t(("interrupted", "lp.warn"), f": {len(done)} task(s) finished and are "
+                     f"stored{': ' + ', '.join(done) if done else ''}."))
+        out.print(_t("Resume with: ", (_resume_command(a), "lp.hint")))
+        return EXIT_INTERRUPTED
+    out.print(summary_table(report) if not a.quiet else _t(report.summary()))
+    if report.failed:
+        _show_failures(ctx, report)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_list(ctx: Context) -> int:
+    """Tasks in execution order with their dependencies and cached/stale state."""
+    from .render import tasks_table
+
+    ctx.out.print(tasks_table(ctx.pipeline, ctx.pipeline.plan()))
+    return EXIT_OK
+
+
+def cmd_status(ctx: Context) -> int:
+    """For each task: would it run, and exactly why; runs nothing."""
+    from .render import status_table
+
+    p = ctx.pipeline
+    plan = p.plan(targets=ctx.args.tasks or None)
+    ctx.out.print(status_table(plan, {o.name: p.record(o.name) for o in plan}))
+    return EXIT_OK
+
+
+def cmd_graph(ctx: Context) -> int:
+    """The dependency graph: a coloured tree, or Mermaid / DOT text."""
+    from rich.text import Text
+
+    from . import diagram
+
+    p, fmt = ctx.pipeline, ctx.args.format
+    deps = dependencies(p)
+    states = plan_states(p, ctx.err)
+    if fmt == "tree":
+        ctx.out.print(diagram.tree(p.name, deps, states))
+    else:
+        text = diagram.mermaid(deps, states) if fmt == "mermaid" else diagram.dot(p.name, deps,
+                                                                                 states)
+        ctx.out.print(Text(text.rstrip("\n")), soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_show(ctx: Context) -> int:
+    """A summary of a task's stored result with a short preview."""
+    from .render import result_summary
+    from .store import MISSING
+
+    p, name = ctx.pipeline, ctx.pipeline.get_task(ctx.args.task).name
+    record = p.record(name)
+    if record is None:
+        ctx.out.print(_t("No stored result for ", (name, "lp.task"), ". Compute it with: ",
+                         (_command("run", ctx.args, [name]), "lp.hint")))
+        return EXIT_FAILED
+    try:
+        value = p.get_result(name, default=MISSING)
+    except Exception as e:  # e.g. its class can no longer be imported
+        ctx.err.print(_t(("error: ", "lp.error"), f"the stored value of {name!r} could not be "
+                         f"loaded: {type(e).__name__}: {e}"))
+        return EXIT_FAILED
+    ctx.out.print(result_summary(name, record, value, missing=value is MISSING))
+    return EXIT_OK
+
+
+def cmd_forget(ctx: Context) -> int:
+    """Delete stored results (asks first on a terminal unless --yes)."""
+    p, a = ctx.pipeline, ctx.args
+    if not a.tasks and not a.all:
+        raise UsageError("forget needs task names, or --all to forget every stored result.")
+    names = None if a.all else [p.get_task(n).name for n in a.tasks]  # unknown: exit 2
+    what = (f"all stored results of {p.name!r}" if names is None
+            else f"the stored results of {', '.join(names)}")
+    if not a.yes and _stdin_is_terminal():
+        try:
+            answer = ctx.out.input(f"Forget {what}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            ctx.out.print("Nothing forgotten.")
+            return EXIT_FAILED
+    gone = p.clear(names)
+    ctx.out.print(_t(f"Forgot {len(gone)} stored result{'s' * (len(gone) != 1)}",
+                     f": {', '.join(gone)}." if gone else "."))
+    if names is not None and len(gone) < len(names):
+        ctx.out.print(_t(("Had none: " + ", ".join(n for n in names if n not in gone), "lp.dim")))
+    return EXIT_OK
+
+
+def cmd_history(ctx: Context) -> int:
+    """Past runs: when, how many ran, were reused, failed; time taken and saved."""
+    from .render import history_table
+
+    runs = ctx.pipeline.history()[-ctx.args.last:]
+    if not runs:
+        ctx.out.print(f"No runs of {ctx.pipeline.name!r} yet.")
+        return EXIT_OK
+    ctx.out.print(history_table(runs, ctx.pipeline.name))
+    return EXIT_OK
+
+
+def cmd_shell(ctx: Context) -> int:
+    """The interactive shell on this pipeline."""
+    from .shell import Shell
+
+    Shell(ctx.pipeline, console=ctx.out).cmdloop()
+    return EXIT_OK
+
+
+# -- helpers shared with the shell ---------------------------------------------------------
+def dependencies(p: Pipeline) -> dict[str, list[str]]:
+    """Each task's dependencies, in execution order."""
+    return {t.name: t.dependency_names(p._tasks) for t in p.tasks}
+
+
+def plan_states(p: Pipeline, err: Console) -> dict[str, str]:
+    """Each task's state from a plan; none (with a note) when the plan cannot be made."""
+    from .render import state_of
+
+    try:
+        return {o.name: state_of(o) for o in p.plan()}
+    except LittlePipelinesError as e:
+        err.print(_t(("note: ", "lp.warn"), f"states not shown: {e}"))
+        return {}
+
+
+def _selected(p: Pipeline, targets: Sequence[str]) -> list[str]:
+    """The tasks a run of these targets touches, in execution order (unknown names raise)."""
+    if not targets:
+        return [t.name for t in p.tasks]
+    deps = dependencies(p)
+    seen: set[str] = set()
+    stack = [p.get_task(n).name for n in targets]
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(d for d in deps.get(name, ()) if d in deps)
+    return [n for n in deps if n in seen]
+
+
+def _show_failures(ctx: Context, report: RunReport) -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    out = ctx.out
+    for name in report.failed:
+        o = report[name]
+        if o.error is None:  # not run because something upstream failed
+            continue
+        last = o.error.strip().splitlines()[-1] if o.error.strip() else "failed"
+        out.print(_t(("✗ ", "lp.error"), (name, "lp.task"), f" failed: {last}"))
+        log = _log_file(ctx.pipeline, name)
+        lines = _tail(log, LOG_TAIL_LINES)
+        if lines:
+            out.print(Panel(Text("".join(lines).rstrip("\n")), title=Text(f"tail of {log}"),
+                            title_align="left", border_style="red"))
+    out.print(_t("Fix the failing task, then resume with: ",
+                 (_resume_command(ctx.args), "lp.hint"),
+                 ("  (finished tasks are reused)", "lp.dim")))
+
+
+def _log_file(p: Pipeline, task: str) -> Any:
+    from .log import _safe_filename  # the log sink names each task's file this way
+
+    return p.log_dir / f"{_safe_filename(task)}.log"
+
+
+def _tail(path: Any, n: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return list(deque(f, maxlen=n))
+    except OSError:
+        return []
+
+
+def _resume_command(a: argparse.Namespace) -> str:
+    """The same run without --force: what finished is reused, the rest runs."""
+    extra: list[str] = []
+    for skip in a.skip or ():
+        extra += ["--skip", skip]
+    if a.executor:
+        extra += ["--executor", a.executor]
+    if a.workers:
+        extra += ["--workers", str(a.workers)]
+    return _command("run", a, [*a.tasks, *extra])
+
+
+def _command(name: str, a: argparse.Namespace, rest: Sequence[str]) -> str:
+    words = ["lpipe", name, a.spec, *rest]
+    if a.pipeline_name:
+        words += ["--pipeline", a.pipeline_name]
+    return shlex.join(words)
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _t(*parts: Any) -> Any:
+    """Text from plain parts or (text, style) pairs: never parsed as markup."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
+
+
+class UsageError(LittlePipelinesError, ValueError):
+    """A command line that asks for something impossible (exit status 2)."""
+
+
+# -- the command line ------------------------------------------------------------------------
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tasks", nargs="*", metavar="TASK", help="run these and their upstream "
+                   "(default: every task)")
+    p.add_argument("--force", action="store_true", help="rerun every selected task")
+    p.add_argument("--force-task", action="append", metavar="T", default=[],
+                   help="rerun T even if cached (repeatable)")
+    p.add_argument("--skip", action="append", metavar="T", default=[],
+                   help="do not run T; tasks below use its stored result (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="say what would run, run nothing")
+    p.add_argument("--executor", metavar="NAME",
+                   help="where tasks run: sequential (default), threads, processes, dask")
+    p.add_argument("--workers", type=_positive, metavar="N", help="size of the worker pool")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="no progress and no table: the summary line and failures only")
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="also print the library's and tasks' log lines (DEBUG)")
+
+
+def _add_tasks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tasks", nargs="*", metavar="TASK", help="these tasks and their upstream "
+                   "(default: every task)")
+
+
+def _add_graph(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("tree", "mermaid", "dot"), default="tree",
+                   help="tree (coloured, the default), mermaid or dot (Graphviz) text")
+
+
+def _add_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", metavar="TASK")
+
+
+def _add_forget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tasks", nargs="*", metavar="TASK")
+    p.add_argument("--all", action="store_true", help="forget every stored result")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _add_history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--last", type=_positive, default=HISTORY_DEFAULT, metavar="N",
+                   help=f"show the last N runs (default {HISTORY_DEFAULT})")
+
+
+def _add_nothing(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Context], int]]
+
+#: name -> (help, how to add its arguments, what it does)
+COMMANDS: dict[str, Command] = {
+    "run": ("run tasks (all, or the named ones and their upstream)", _add_run, cmd_run),
+    "list": ("tasks in execution order, their dependencies and state", _add_nothing, cmd_list),
+    "status": ("would each task run, and why (runs nothing)", _add_tasks, cmd_status),
+    "graph": ("the dependency graph (tree, mermaid, dot)", _add_graph, cmd_graph),
+    "show": ("a summary and preview of a task's stored result", _add_show, cmd_show),
+    "forget": ("delete stored results", _add_forget, cmd_forget),
+    "history": ("past runs: what ran, what was reused, time saved", _add_history, cmd_history),
+    "shell": ("an interactive shell on the pipeline", _add_nothing, cmd_shell),
+}
+
+_EPILOG = """\
+PIPELINE is a .py file (its one Pipeline, or --pipeline NAME among several, or a
+pipeline made of its Tasks) or module:attribute.
+
+examples:
+  lpipe run examples/quickstart.py
+  lpipe run examples/quickstart.py report --force-task rows
+  lpipe status examples/quickstart.py
+  lpipe graph examples/quickstart.py --format mermaid
+  lpipe shell examples/quickstart.py
+"""
+
+
+def _command_parser(name: str) -> argparse.ArgumentParser:
+    help_text, add, _ = COMMANDS[name]
+    p = argparse.ArgumentParser(prog=f"lpipe {name}", description=help_text[:1].upper()
+                                + help_text[1:] + ".")
+    p.add_argument("spec", metavar="PIPELINE", help="a .py file, or module:attribute")
+    p.add_argument("--pipeline", dest="pipeline_name", metavar="NAME",
+                   help="which pipeline, when PIPELINE defines several")
+    add(p)
+    return p
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lpipe", description="Run and inspect Little Pipelines.", epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"lpipe {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, _, _) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line; argparse exits (status 2) on a bad one, 0 on --help."""
+    if argv and argv[0] in COMMANDS:
+        # Each command parses on its own, intermixed, so options may come between
+        # task names: `lpipe run etl.py a --skip b c`.
+        args = _command_parser(argv[0]).parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return _top_parser().parse_args(argv)  # --help, --version, or an error
+
+
+def main(argv: Sequence[str] | None = None, *, console: Console | None = None,
+         err_console: Console | None = None) -> int:
+    """Run `lpipe` with these arguments (default: sys.argv[1:]); returns the exit status.
+
+    Parameters:
+        argv: the arguments, without the program name.
+        console: where output goes (default: a themed console on stdout).
+        err_console: where errors go (default: a themed console on stderr).
+    """
+    try:
+        args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    from .render import make_console
+
+    out = console or make_console()
+    err = err_console or make_console(stderr=True)
+    try:
+        pipeline = _load(args)
+        return COMMANDS[args.command][2](Context(args, pipeline, out, err))
+    except KeyboardInterrupt:
+        err.print(_t(("interrupted", "lp.warn")))
+        return EXIT_INTERRUPTED
+    except LittlePipelinesError as e:
+        details = getattr(e, "details", "")
+        if details:
+            err.print(_t(details.rstrip("\n")))
+        err.print(_t(("error: ", "lp.error"), str(e)))
+        return EXIT_USAGE
+
+
+def _load(args: argparse.Namespace) -> Pipeline:
+    from .loading import load_pipeline
+
+    pipeline = load_pipeline(args.spec, args.pipeline_name)
+    pipeline.validate()
+    return pipeline
+
+
+__all__ = ["COMMANDS", "main", "parse_args"]

@@ -1,0 +1,283 @@
+"""Rich renderings shared by `lpipe` and the shell: tables, result previews, the console.
+
+Everything here *builds* renderables from the library's plain data (plans,
+reports, records, run history); only `cli.py` and `shell.py` print them, on one
+themed Console made by `make_console` (injected in tests to capture output).
+Names and reasons are passed as `Text`, never as markup: an exception message or
+a task name may well contain "[".
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from rich.theme import Theme
+
+from .report import STATUS_STYLE, Reason, RunReport, TaskOutcome
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+#: A task's state before a run, named from its plan outcome: label -> style.
+STATE_STYLE: dict[str, str] = {
+    "cached": "cyan",
+    "stale": "magenta",
+    "not cached": "yellow",
+    "waiting": "dim",
+    "skipped": "yellow",
+    "failed": "bold red",
+}
+
+#: Expiry kinds of a stored record -> how to say when it expires.
+EXPIRY_TEXT: dict[str, str] = {
+    "never": "never (until its code, inputs or upstream change)",
+    "session": "when the Python process that stored it ends",
+    "on_complete": "when the run that stored it ends",
+}
+
+_THEME = {
+    "lp.title": "bold",
+    "lp.task": "bold",
+    "lp.dim": "dim",
+    "lp.ok": "green",
+    "lp.warn": "yellow",
+    "lp.error": "bold red",
+    "lp.path": "cyan",
+    "lp.hint": "italic",
+    **{f"lp.state.{k.replace(' ', '_')}": v for k, v in STATE_STYLE.items()},
+}
+
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 1200
+
+
+def make_console(file: IO[str] | None = None, *, stderr: bool = False, **options: Any) -> Console:
+    """The themed console `lpipe` and the shell print on (`options` go to rich's Console)."""
+    return Console(file=file, stderr=stderr, theme=Theme(_THEME), **options)
+
+
+# -- small formatters -------------------------------------------------------------------
+def fmt_time(ts: float | None) -> str:
+    """A local wall-clock time, e.g. 2024-05-01 13:45:10."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{int(minutes)}m{secs:04.1f}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)}h{int(minutes):02d}m"
+
+
+def fmt_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def reason_text(reasons: Iterable[Reason]) -> str:
+    """Reasons as one sentence; a reason of a kind this version cannot word shows its kind."""
+    parts = []
+    for r in reasons:
+        try:
+            parts.append(str(r))
+        except (KeyError, IndexError, ValueError):
+            parts.append(" ".join(filter(None, (r.kind, r.subject, r.detail))))
+    return "; ".join(parts)
+
+
+def status_text(status: str, label: str | None = None) -> Text:
+    """A run status (executed, cached, failed, ...) with its symbol and colour."""
+    symbol, style = STATUS_STYLE.get(status, ("?", ""))
+    return Text(f"{symbol} {label or status}", style=style)
+
+
+def state_of(outcome: TaskOutcome) -> str:
+    """A plan outcome as the state of the stored result: cached, stale, not cached, ..."""
+    if outcome.status == "run":
+        return "not cached" if any(r.kind == "no_result" for r in outcome.reasons) else "stale"
+    return outcome.status if outcome.status in STATE_STYLE else "stale"
+
+
+def state_text(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def expiry_text(record: Mapping[str, Any]) -> str:
+    """When a stored result expires, in words."""
+    if record.get("expires_at") is not None:
+        return fmt_time(record["expires_at"])
+    return EXPIRY_TEXT.get(record.get("expiry", "never"), str(record.get("expiry")))
+
+
+# -- tables ---------------------------------------------------------------------------
+def tasks_table(pipeline: Pipeline, plan: RunReport) -> Table:
+    """`lpipe list`: tasks in execution order, their dependencies and cached/stale state."""
+    table = Table(title=Text(f"{pipeline.name}: {pipeline.ntasks} tasks"), title_justify="left")
+    table.add_column("#", justify="right", style="lp.dim")
+    table.add_column("task", style="lp.task")
+    table.add_column("depends on")
+    table.add_column("state")
+    for i, task in enumerate(pipeline.tasks, 1):
+        outcome = plan.outcomes.get(task.name)
+        state = state_of(outcome) if outcome is not None else "-"
+        deps = ", ".join(task.dependency_names(pipeline._tasks)) or "-"
+        table.add_row(str(i), Text(task.name), Text(deps), state_text(state))
+    return table
+
+
+def status_table(plan: RunReport, records: Mapping[str, Mapping[str, Any] | None]) -> Table:
+    """`lpipe status`: would each task run, and exactly why."""
+    table = Table(title=Text(_plan_title(plan)), title_justify="left")
+    table.add_column("task", style="lp.task")
+    table.add_column("next run")
+    table.add_column("why")
+    table.add_column("stored result expires")
+    words = {"run": "will run", "cached": "reused", "waiting": "may run",
+             "skipped": "skipped", "failed": "cannot run"}
+    for o in plan:
+        record = records.get(o.name)
+        expires = expiry_text(record) if record else "-"
+        table.add_row(Text(o.name), status_text(o.status, words.get(o.status)),
+                      Text(reason_text(o.reasons)), Text(expires))
+    return table
+
+
+def _plan_title(plan: RunReport) -> str:
+    counts = plan.counts()
+    parts = [f"{counts.get('run', 0)} will run", f"{counts.get('cached', 0)} reused"]
+    if counts.get("waiting"):
+        parts.append(f"{counts['waiting']} wait on upstream")
+    if counts.get("skipped"):
+        parts.append(f"{counts['skipped']} skipped")
+    return f"{plan.pipeline}: " + ", ".join(parts)
+
+
+def summary_table(report: RunReport) -> Table:
+    """The end of `lpipe run`: task, status, duration, reason, and the time the cache saved."""
+    table = Table(title=Text(report.summary()), title_justify="left")
+    table.add_column("task", style="lp.task")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    table.add_column("saved", justify="right")
+    table.add_column("why")
+    for o in report:
+        ran = o.status in ("executed", "failed")
+        table.add_row(
+            Text(o.name), status_text(o.status),
+            fmt_seconds(o.duration) if ran else "-",
+            fmt_seconds(o.stored_duration) if o.status == "cached" else "-",
+            Text(reason_text(o.reasons)),
+        )
+    return table
+
+
+def history_table(runs: list[Mapping[str, Any]], pipeline: str) -> Table:
+    """`lpipe history`: past runs, newest last."""
+    table = Table(title=Text(f"{pipeline}: last {len(runs)} runs"), title_justify="left")
+    table.add_column("started")
+    table.add_column("ran", justify="right")
+    table.add_column("reused", justify="right")
+    table.add_column("skipped", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("saved", justify="right")
+    for run in runs:
+        counts = run.get("counts", {})
+        failed = counts.get("failed", 0)
+        table.add_row(
+            fmt_time(run.get("started_at")), str(counts.get("executed", 0)),
+            str(counts.get("cached", 0)), str(counts.get("skipped", 0)),
+            Text(str(failed), style="lp.error" if failed else ""),
+            fmt_seconds(run.get("duration")), fmt_seconds(run.get("saved")),
+        )
+    return table
+
+
+def cache_table(rows: list[tuple[str, Mapping[str, Any], bool]]) -> Table:
+    """The shell's `list_cache`: (name, record, is a task of the pipeline) per stored result."""
+    table = Table(title=Text(f"{len(rows)} stored results"), title_justify="left")
+    table.add_column("task", style="lp.task")
+    table.add_column("created")
+    table.add_column("expires")
+    table.add_column("size", justify="right")
+    table.add_column("type")
+    for name, record, known in rows:
+        label = Text(name) if known else Text(f"{name} (no such task)", style="lp.dim")
+        table.add_row(label, fmt_time(record.get("created_at")), Text(expiry_text(record)),
+                      fmt_size(record.get("size")), Text(str(record.get("type", "-"))))
+    return table
+
+
+# -- a stored result ----------------------------------------------------------------------
+def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bool) -> Group:
+    """`lpipe show` / the shell's `peek`: what is stored for a task, with a short preview."""
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="lp.dim")
+    facts.add_column()
+    facts.add_row("task", Text(name, style="lp.task"))
+    facts.add_row("type", Text(str(record.get("type", "-"))))
+    facts.add_row("size", fmt_size(record.get("size")) + " (pickled)")
+    facts.add_row("created", fmt_time(record.get("created_at")))
+    facts.add_row("expires", Text(expiry_text(record)))
+    facts.add_row("duration", fmt_seconds(record.get("duration")))
+    if record.get("reasons"):
+        facts.add_row("ran because", Text("; ".join(map(str, record["reasons"]))))
+    if missing:
+        body: RenderableType = Text("(its value has expired; the record is kept to say why "
+                                    "it will rerun)", style="lp.dim")
+    else:
+        body = preview(value)
+    return Group(facts, Text(""), body)
+
+
+def preview(value: Any, rows: int = PREVIEW_ROWS) -> RenderableType:
+    """A short look at a value: the first rows of a DataFrame-like one, else a truncated repr."""
+    if _is_frame(value):
+        try:
+            head = value.head(rows)
+            text = head.to_string() if hasattr(head, "to_string") else repr(head)
+            shape = " × ".join(str(n) for n in tuple(value.shape))
+            return Group(Text(text), Text(f"[{shape}; first {rows} rows]", style="lp.dim"))
+        except Exception:  # a frame-like object that is not quite one: fall back to repr
+            pass
+    return Text(short_repr(value))
+
+
+def short_repr(value: Any, limit: int = PREVIEW_CHARS) -> str:
+    """repr() that stays readable for big containers and long texts."""
+    shortener = reprlib.Repr()
+    shortener.maxlist = shortener.maxtuple = shortener.maxset = shortener.maxdict = 20
+    shortener.maxstring = shortener.maxother = limit
+    shortener.maxlevel = 4
+    try:
+        text = shortener.repr(value) if isinstance(value, (list, tuple, set, frozenset, dict,
+                                                             str)) else repr(value)
+    except Exception as e:  # a broken __repr__ must not break the shell
+        return f"<{type(value).__qualname__} whose repr failed: {type(e).__name__}: {e}>"
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text)} characters)"
+    return text
+
+
+def _is_frame(value: Any) -> bool:
+    return callable(getattr(value, "head", None)) and hasattr(value, "shape") and not isinstance(
+        value, type)
