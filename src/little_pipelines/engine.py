@@ -26,6 +26,7 @@ from . import expire
 from .executors import Backend, PicklingFailed, TaskNotSendable, resolve
 from .fingerprint import FileDigests, digest_bytes
 from .freshness import SCHEMA, State, current_state, expiry_fields, reasons_to_run
+from .locks import Held, TaskLocks
 from .report import Reason, RunReport, TaskOutcome
 from .store import MISSING
 from .worker import Attempt, Call, Outcome
@@ -63,6 +64,7 @@ class _Pending:
     reasons: list[Reason]
     record: Record | None
     deadline: float | None = None  # when the driver stops waiting (executors that can't stop work)
+    lock: Held | None = None  # the task's cross-process lock, held until its result is stored
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Run:
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._abandoned = False
+        self.locks = TaskLocks(self.pipeline.folder)
         self._left: dict[str, int] = {}  # dependants of a task still to finish in this run
         for name in self.options.selected:
             for dep in self.options.deps[name]:
@@ -114,6 +117,9 @@ class Run:
             if self._backend is not None:
                 # Don't wait for work we gave up on (timeouts) or that was interrupted.
                 self._backend.close(cancel=bool(self._pending) or self._abandoned)
+            for job in self._pending.values():
+                if job.lock is not None:
+                    job.lock.release()
             self._end_of_run()
             self.report.duration = time.perf_counter() - start
         return self.report
@@ -128,6 +134,8 @@ class Run:
             if ready:
                 name = opts.selected[heapq.heappop(ready)]
                 job = self._decide(name)
+                if job is not None:
+                    job = self._lock(job)
                 if job is None:
                     sorter.done(name)
                     continue
@@ -136,6 +144,31 @@ class Run:
                     self._collect(sorter, block=not ready)
             elif self._pending:
                 self._collect(sorter, block=True)
+
+    def _lock(self, job: _Pending) -> _Pending | None:
+        """Take the task's cross-process lock; if another run holds it, wait, then re-decide.
+
+        The other run may have stored exactly the result this one needs, which is
+        then reused instead of computed twice.
+        """
+        name = job.task.name
+        held = self.locks.try_acquire(name)
+        if held is None:
+            job.task.logger.warning(
+                "waiting: another run (PID {}) is running this task", self.locks.holder(name)
+            )
+            held = self.locks.wait(name)
+            self.records.pop(name, None)
+            record = self.store.record(name)
+            if record is not None:
+                self.records[name] = record
+            again = self._decide(name)
+            if again is None:  # settled (reused) from what the other run stored
+                held.release()
+                return None
+            job = again
+        job.lock = held
+        return job
 
     def _submit(self, job: _Pending) -> None:
         task, backend = job.task, self._backend
@@ -184,6 +217,8 @@ class Run:
             if job.deadline is not None and now >= job.deadline:
                 del self._pending[name]
                 self._abandoned = True
+                if job.lock is not None:
+                    job.lock.release()
                 self._fail(job.task, f"TaskTimeout: gave up after {job.task.timeout}s "
                            f"(timeout=); this executor cannot stop the work, which was "
                            f"abandoned", duration=job.task.timeout or 0.0, record=job.record,
@@ -217,6 +252,13 @@ class Run:
         if blocked is not None:
             self._blocked(task, *blocked)
             return None
+        waiting = [d for d, digest in upstream.items() if digest == _WILL_RUN]
+        if waiting:
+            # A plan cannot know whether an upstream task that will run changes its
+            # result: judge this task as if it did not, and say it waits on it.
+            old = record.get("upstream", {}) if record else {}
+            upstream = {d: old.get(d, digest) if d in waiting else digest
+                        for d, digest in upstream.items()}
         try:
             state = current_state(task, record, self.files, opts.inputs[name], upstream)
         except OSError as e:
@@ -227,7 +269,6 @@ class Run:
         reasons = [Reason("forced")] if forced else reasons_to_run(
             task, record, state, run_id=self.run_id, now=_now()
         )
-        waiting = [d for d, digest in upstream.items() if digest == _WILL_RUN]
         if not reasons and not waiting:
             assert record is not None
             self.digests[name] = record["digest"]
@@ -340,6 +381,8 @@ class Run:
             self._store(job, out.value, out.duration, attempts=len(out.attempts))
         if retried:
             task.logger.info("took {} attempts", len(out.attempts))
+        if job.lock is not None:
+            job.lock.release()
         self._release(task.name)
 
     @staticmethod

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import diskcache
+from loguru import logger
 
 from .errors import UnsafeStoreError
 
@@ -85,11 +88,39 @@ class Store:
 
     def __init__(self, directory: Path) -> None:
         self.directory = secure_dir(Path(directory))
+        self.damaged: Path | None = None
+        try:
+            self.cache = self._open()
+        except sqlite3.DatabaseError as e:
+            # Damaged (truncated, overwritten): keep the files for inspection, start
+            # afresh, and go on as if nothing were cached.
+            self.damaged = self._move_aside()
+            logger.bind(lp_scope="little_pipelines").warning(
+                "The store in {} was damaged ({}); it was moved to {} and this run starts "
+                "without cached results.", self.directory, e, self.damaged,
+            )
+            self.cache = self._open()
+
+    def _open(self) -> diskcache.Cache:
         # eviction_policy="none": a cache that silently culls results would
         # rerun work the user thinks is stored; the size is the user's to manage.
-        self.cache = diskcache.Cache(
+        cache = diskcache.Cache(
             str(self.directory / "cache"), eviction_policy="none", size_limit=2**62
         )
+        try:
+            # Touch every page of the key index: a truncated or overwritten
+            # database fails here, at open, not in the middle of a run.
+            cache._sql("SELECT count(key) FROM Cache").fetchone()
+        except sqlite3.DatabaseError:
+            cache.close()
+            raise
+        return cache
+
+    def _move_aside(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.directory / f"cache.damaged-{stamp}-{os.getpid()}"
+        os.replace(self.directory / "cache", target)
+        return target
 
     # -- records -----------------------------------------------------------
     def record(self, name: str) -> Record | None:
@@ -150,10 +181,19 @@ class Store:
         return gone
 
     def drop_values(self, names: Iterable[str]) -> None:
-        """Delete the values of these tasks but keep their records (expired results)."""
+        """Delete the values of these tasks but keep their records (expired results).
+
+        The records lose their result digest with the value: a digest promises a
+        value that tasks below can be fed, and a skipped or unselected task is only
+        looked up by its digest.
+        """
         with self.cache.transact():
             for name in names:
                 self.cache.delete((_VALUE, name))
+                rec = self.record(name)
+                if rec is not None:
+                    rec["digest"] = None
+                    self.cache.set((_RECORD, name), rec)
 
     # -- history -----------------------------------------------------------
     def add_history(self, entry: dict[str, Any]) -> None:
