@@ -23,9 +23,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
+from .errors import FingerprintError
 from .executors import Backend, PicklingFailed, TaskNotSendable, resolve
-from .fingerprint import FileDigests, digest_bytes
-from .freshness import SCHEMA, State, current_state, expiry_fields, reasons_to_run
+from .fingerprint import digest_bytes
+from .freshness import SCHEMA, Probe, State, current_state, expiry_fields, reasons_to_run
 from .locks import Held, TaskLocks
 from .report import Reason, RunReport, TaskOutcome
 from .store import MISSING
@@ -81,7 +82,8 @@ class Run:
     def __post_init__(self) -> None:
         self.report = RunReport(self.pipeline.name, run_id=self.run_id,
                                 planned=self.options.planned)
-        self.files = FileDigests()
+        self.probe = Probe()
+        self.files = self.probe.files
         self.store = self.pipeline._store_or_open()
         self.records = self.store.records(self.options.selected)
         self._pending: dict[str, _Pending] = {}
@@ -260,9 +262,10 @@ class Run:
             upstream = {d: old.get(d, digest) if d in waiting else digest
                         for d, digest in upstream.items()}
         try:
-            state = current_state(task, record, self.files, opts.inputs[name], upstream)
-        except OSError as e:
-            self._fail(task, f"could not read its files: {e}", record=record)
+            state = current_state(task, record, self.probe, opts.inputs[name], upstream)
+        except (OSError, FingerprintError) as e:
+            why = f"could not read its files: {e}" if isinstance(e, OSError) else str(e)
+            self._fail(task, why, record=record)
             self._release(name)
             return None
         forced = opts.force_all or name in opts.force
@@ -410,11 +413,8 @@ class Run:
         now = _now()
         record: Record = {
             "schema": SCHEMA,
-            "fingerprint": job.state.fingerprint,
+            **job.state.record_fields(),
             "digest": digest,
-            "code": job.state.code,
-            "inputs": job.state.inputs,
-            "upstream": job.state.upstream,
             "created_at": now.timestamp(),
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],

@@ -10,6 +10,7 @@ catch either::
     │                                             `run`, graphlib.CycleError on a cycle
     ├── UnknownTaskError(KeyError)               a name that is no task (did you mean ...)
     ├── TaskDefinitionError(TypeError)           a task or process declared wrongly
+    │   └── FingerprintError                     a param or source token that cannot be hashed
     ├── MissingInputError(FileNotFoundError)     an input file or glob matching nothing
     ├── UnsafeStoreError(PermissionError)        a store others could have written to
     └── PipelineFailedError(RuntimeError)        raised by RunReport.raise_for_failures()
@@ -85,6 +86,10 @@ class UnknownTaskError(LittlePipelinesError, KeyError):
 
 class TaskDefinitionError(LittlePipelinesError, TypeError):
     """A task, a process or an option was declared in a way that cannot work."""
+
+
+class FingerprintError(TaskDefinitionError):
+    """A param value or source token that cannot be fingerprinted (never a silent miss)."""
 
 
 class MissingInputError(LittlePipelinesError, FileNotFoundError):

@@ -7,7 +7,8 @@ Input files take the cheap path first: a file whose size and mtime (ns) equal
 what was recorded keeps its recorded digest without being read; only a file
 whose stat changed is hashed, and if its content is the same the task stays
 cached. A `FileDigests` object lives for one run, so a file shared by many
-tasks is stat'ed (or hashed) once.
+tasks is hashed once per version of its content; it is stat'ed for each task,
+because a task that ran earlier in the run may have rewritten it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import pickle
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,34 @@ def digest_file(path: str) -> str:
     """The hex digest of a file's content, read in large chunks."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, _HASH).hexdigest()
+
+
+def value_digest(value: Any) -> str:
+    """The digest of a param value or source token, equal across processes.
+
+    Containers are made canonical first (dicts and sets sorted), because their
+    pickles depend on insertion order and, for sets of strings, on the
+    per-process hash seed. Anything else counts by its pickle; what cannot be
+    pickled raises, so it is never silently left out.
+    """
+    return digest_bytes(pickle.dumps(_canonical(value), protocol=4))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
+        return ("dict", tuple(sorted(items, key=repr)))
+    if isinstance(value, (set, frozenset)):
+        return ("set", tuple(sorted((_canonical(v) for v in value), key=repr)))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_canonical(v) for v in value))
+    return value
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """A repr for messages and records, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def combine(*parts: Any) -> str:
@@ -81,13 +111,17 @@ class FileDigests:
         self._stamps: dict[str, FileStamp] = {}
 
     def stamp(self, path: str, previous: FileStamp | None = None) -> FileStamp:
-        """(size, mtime_ns, digest) of `path`, reading it only if its stat changed."""
-        known = self._stamps.get(path)
-        if known is not None:
-            return known
+        """(size, mtime_ns, digest) of `path`, reading it only if its stat changed.
+
+        A stamp memoised earlier in the run is trusted only while the stat still
+        matches it (returning it unchecked was rejected: a task that writes a file
+        other tasks read would leave them recording the old content's digest).
+        """
         st = os.stat(path)
-        if previous is not None and previous[0] == st.st_size and previous[1] == st.st_mtime_ns:
-            stamp = previous
+        for known in (self._stamps.get(path), previous):
+            if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
+                stamp = known
+                break
         else:
             stamp = (st.st_size, st.st_mtime_ns, digest_file(path))
         self._stamps[path] = stamp

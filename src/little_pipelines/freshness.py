@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
-from .fingerprint import FileDigests, FileStamp, combine, digest_bytes
+from .codefp import CodeIndex
+from .errors import FingerprintError
+from .fingerprint import FileDigests, FileStamp, combine, digest_bytes, short_repr, value_digest
 from .report import Reason
 
 if TYPE_CHECKING:
@@ -31,26 +33,78 @@ _CLOCK_SKEW = 1.0  # seconds a record may lie "in the future" before the clock c
 
 @dataclass
 class State:
-    """What a task's fingerprint is made of, right now."""
+    """What a task's fingerprint is made of, right now.
+
+    `code` maps a file path (code="module"), a function/class/constant name
+    (code="function") or "version" to a stamp whose last item is its digest.
+    The `*_text` fields are kept in the record for `explain`, not hashed.
+    """
 
     code: dict[str, FileStamp] = field(default_factory=dict)
     inputs: dict[str, FileStamp] = field(default_factory=dict)
     upstream: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    code_text: dict[str, str] = field(default_factory=dict)
+    code_notes: dict[str, str] = field(default_factory=dict)
+    params_text: dict[str, str] = field(default_factory=dict)
+    sources_text: dict[str, str] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
-        return combine(
+        parts: list[Any] = [
             ("schema", SCHEMA),
-            ("code", tuple((path, s[2]) for path, s in sorted(self.code.items()))),
+            ("code", tuple((key, s[2]) for key, s in sorted(self.code.items()))),
             ("inputs", tuple((path, s[2]) for path, s in sorted(self.inputs.items()))),
             ("upstream", tuple(sorted(self.upstream.items()))),
-        )
+        ]
+        # Only when used, so adding these options left existing fingerprints alone.
+        if self.params:
+            parts.append(("params", tuple(sorted(self.params.items()))))
+        if self.sources:
+            parts.append(("sources", tuple(sorted(self.sources.items()))))
+        return combine(*parts)
+
+    def record_fields(self) -> dict[str, Any]:
+        """What a record keeps of the state (to compare with, and to explain from)."""
+        return {
+            "fingerprint": self.fingerprint, "code": self.code, "inputs": self.inputs,
+            "upstream": self.upstream, "params": self.params, "sources": self.sources,
+            "code_text": self.code_text, "code_notes": self.code_notes,
+            "params_text": self.params_text, "sources_text": self.sources_text,
+        }
+
+
+class Probe:
+    """Per-run memo of what fingerprints read: file stamps, parsed code, source tokens.
+
+    Each module file is hashed (or parsed) and each source asked for its token
+    once per run, however many tasks share them.
+    """
+
+    def __init__(self) -> None:
+        self.files = FileDigests()
+        self.code = CodeIndex()
+        self._tokens: dict[tuple[int, str], tuple[str, str]] = {}
+
+    def token(self, task: Task, key: str, fn: Callable[[], Any]) -> tuple[str, str]:
+        """(digest, text) of a source's token, taken once per run."""
+        memo = (id(fn), key)
+        if memo not in self._tokens:
+            try:
+                token = fn()
+            except Exception as e:
+                raise FingerprintError(
+                    f"Task {task.name!r}: source {key!r} raised {type(e).__name__}: {e}"
+                ) from e
+            self._tokens[memo] = (_digest_of(task, "source", key, token), short_repr(token))
+        return self._tokens[memo]
 
 
 def current_state(
     task: Task,
     record: Record | None,
-    files: FileDigests,
+    probe: Probe,
     input_paths: list[str],
     upstream: Mapping[str, str],
 ) -> State:
@@ -58,12 +112,29 @@ def current_state(
     old_code: dict[str, FileStamp] = record.get("code", {}) if record else {}
     old_inputs: dict[str, FileStamp] = record.get("inputs", {}) if record else {}
     state = State(upstream=dict(upstream))
-    for fn in task.code_functions():
-        path, stamp = code_stamp(fn, files, old_code)
-        state.code[path] = stamp
+    if task.version is not None:
+        state.code["version"] = (0, 0, digest_bytes(task.version.encode()))
+        state.code_text["version"] = task.version
+    elif code_mode(task) == "function":
+        for key, piece in probe.code.pieces(task.code_functions()).items():
+            state.code[key] = (0, 0, piece.digest)
+            state.code_text[key] = piece.source
+            if piece.note:
+                state.code_notes[key] = piece.note
+    else:
+        for fn in task.code_functions():
+            path, stamp = code_stamp(fn, probe.files, old_code)
+            state.code[path] = stamp
     if task.hash_inputs:
         for path in input_paths:
-            state.inputs[path] = files.stamp(path, old_inputs.get(path))
+            state.inputs[path] = probe.files.stamp(path, old_inputs.get(path))
+    ignored = set(task.ignore_params or ())
+    for key, value in sorted(task.params.items()):
+        if key not in ignored:
+            state.params[key] = _digest_of(task, "param", key, value)
+            state.params_text[key] = short_repr(value)
+    for key, fn in sorted((task.sources or {}).items()):
+        state.sources[key], state.sources_text[key] = probe.token(task, key, fn)
     return state
 
 
@@ -87,6 +158,31 @@ def code_stamp(
     return name, (0, 0, digest_bytes(blob))
 
 
+def code_mode(task: Task) -> str:
+    """The task's own `code=` choice, else its pipeline's, else "module"."""
+    return task.code or getattr(task.pipeline, "code", None) or "module"
+
+
+def check_params(task: Task) -> None:
+    """Raise FingerprintError if a param (not ignored) cannot be fingerprinted."""
+    ignored = set(task.ignore_params or ())
+    for key, value in task.params.items():
+        if key not in ignored:
+            _digest_of(task, "param", key, value)
+
+
+def _digest_of(task: Task, what: str, key: str, value: Any) -> str:
+    try:
+        return value_digest(value)
+    except Exception as e:
+        hint = (f" Add {key!r} to ignore_params= if it must not count." if what == "param"
+                else " Return a string, number, tuple or other picklable token.")
+        raise FingerprintError(
+            f"Task {task.name!r}: {what} {key!r} cannot be fingerprinted: a "
+            f"{type(value).__qualname__} ({type(e).__name__}: {e}).{hint}"
+        ) from None
+
+
 def reasons_to_run(
     task: Task, record: Record | None, state: State, *, run_id: str, now: datetime
 ) -> list[Reason]:
@@ -95,8 +191,11 @@ def reasons_to_run(
         return [Reason("no_result")]
     if record.get("fingerprint") == state.fingerprint:
         return _expiry_reasons(record, run_id=run_id, now=now)
-    reasons = _code_changes(record.get("code", {}), state.code)
+    reasons = _code_changes(record.get("code", {}), state.code, state.code_notes)
     reasons += _input_changes(record.get("inputs", {}), state.inputs)
+    reasons += _value_changes("param_changed", record.get("params", {}), state.params)
+    reasons += _value_changes("source_changed", record.get("sources", {}), state.sources,
+                              record.get("sources_text", {}), state.sources_text)
     old_up: dict[str, str] = record.get("upstream", {})
     for name, digest in state.upstream.items():
         if name in old_up and old_up[name] != digest:
@@ -108,10 +207,26 @@ def reasons_to_run(
     return reasons or [Reason("definition_changed", detail="fingerprint differs")]
 
 
-def _code_changes(old: Mapping[str, FileStamp], new: Mapping[str, FileStamp]) -> list[Reason]:
-    changed = [path for path, stamp in new.items() if path not in old or old[path][2] != stamp[2]]
-    changed += [path for path in old if path not in new]
-    return [Reason("code_changed", path) for path in changed]
+def _code_changes(
+    old: Mapping[str, FileStamp], new: Mapping[str, FileStamp], notes: Mapping[str, str]
+) -> list[Reason]:
+    changed = [key for key, stamp in new.items() if key not in old or old[key][2] != stamp[2]]
+    changed += [key for key in old if key not in new]
+    return [
+        Reason("version_changed") if key == "version"
+        else Reason("code_changed", key, f" ({notes[key]})" if key in notes else "")
+        for key in changed
+    ]
+
+
+def _value_changes(
+    kind: str, old: Mapping[str, str], new: Mapping[str, str],
+    old_text: Mapping[str, str] | None = None, new_text: Mapping[str, str] | None = None,
+) -> list[Reason]:
+    keys = [k for k in new if old.get(k) != new[k]] + [k for k in old if k not in new]
+    if not old_text or not new_text:
+        return [Reason(kind, k) for k in keys]
+    return [Reason(kind, k, f"{old_text.get(k, '-')} -> {new_text.get(k, '-')}") for k in keys]
 
 
 def _input_changes(old: Mapping[str, FileStamp], new: Mapping[str, FileStamp]) -> list[Reason]:

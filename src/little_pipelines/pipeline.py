@@ -12,6 +12,7 @@ from . import graph
 from .engine import Options, Run
 from .errors import PipelineValidationError, TaskDefinitionError, UnknownTaskError
 from .fingerprint import expand_inputs
+from .freshness import check_params
 from .log import ensure_console, lib_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
@@ -35,6 +36,11 @@ class Pipeline:
             else `<cache folder>/logs`).
         expire_results_if_none: if True, a task returning None keeps that result
             only for the rest of the run (the original library's default).
+        code: what a task's code fingerprint covers: "module" (default, the whole
+            defining file) or "function" (its functions and what they use); a task's
+            own `code=` wins.
+        params: parameters every task receives (a task's `params=` update them);
+            they are part of the fingerprint.
     """
 
     def __init__(
@@ -43,8 +49,17 @@ class Pipeline:
         cache_dir: str | os.PathLike[str] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
         expire_results_if_none: bool = False,
+        code: str = "module",
+        params: dict[str, Any] | None = None,
     ) -> None:
         self.name = _check_name(name)
+        if code not in ("module", "function"):
+            raise ValueError(
+                f"code must be 'module' (a task's whole defining file counts) or 'function' "
+                f"(its functions and what they use), got {code!r}."
+            )
+        self.code = code
+        self.params: dict[str, Any] = dict(params or {})
         if cache_dir is not None:
             self.folder = Path(cache_dir).expanduser()
         else:
@@ -270,6 +285,11 @@ class Pipeline:
         else:
             chosen = set(order)
         selected = [n for n in order if n in chosen]
+        for n in selected:  # fixed for the run, and travelling with the task to workers
+            task = self._tasks[n]
+            task._effective_params = None
+            task._effective_params = task.params
+            check_params(task)
         inputs = {
             n: expand_inputs(t.input_files, task=n) if t.hash_inputs and n not in skipped else []
             for n in selected

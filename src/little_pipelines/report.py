@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 REASON_TEXT: dict[str, str] = {
     "no_result": "no stored result",
     "forced": "forced",
-    "code_changed": "code changed in {subject}",
+    "code_changed": "code changed in {subject}{detail}",
+    "version_changed": "its version= changed",
+    "param_changed": "param {subject!r} changed",
+    "source_changed": "source {subject!r} changed ({detail})",
     "input_changed": "input {subject} changed",
     "input_added": "input {subject} added",
     "input_removed": "input {subject} removed",

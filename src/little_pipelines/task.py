@@ -30,7 +30,13 @@ NEW_OPTIONS: dict[str, Any] = {
     "retries": 0,  # extra attempts after a failure
     "retry_delay": 0.0,  # seconds before each retry, or a list of them for back-off
     "timeout": None,  # seconds per attempt (enforced where the executor can stop work)
+    "code": None,  # "module" or "function"; None: the pipeline's choice
+    "version": None,  # when given, replaces the code part of the fingerprint
+    "sources": None,  # {"name": fn} where fn() returns a token; a new token reruns the task
+    "params": None,  # {"key": value} passed to the task, part of its fingerprint
+    "ignore_params": None,  # param keys left out of the fingerprint
 }
+_CODE_MODES = ("module", "function")
 _UPSTREAM_ERROR_POLICIES = ("FAIL", "SKIP")
 
 
@@ -82,8 +88,12 @@ class Task:
         self.input_files = _paths_of(input_files, name)
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
-            setattr(self, option, new_options.get(option, default))
+            if option != "params":
+                setattr(self, option, new_options.get(option, default))
+        self._own_params: dict[str, Any] = dict(new_options.get("params") or {})
+        self._effective_params: dict[str, Any] | None = None
         _check_run_options(self)
+        _check_fingerprint_options(self)
         self.pipeline: Pipeline | None = None
         self.is_executed = False
         self.is_skipped = False
@@ -170,12 +180,26 @@ class Task:
             except ValueError:
                 return []
             return []
+        params = self.params
         return [
             f"Task {self.name!r}: parameter {p!r} of {self._function.__name__}() names no task "
-            f"and has no default. " + did_you_mean(p, known)
+            f"or param and has no default. " + did_you_mean(p, [*known, *params])
             for p in self._params
-            if p in self._required and p not in known
+            if p in self._required and p not in known and p not in params
         ]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters passed to the task: the pipeline's `params`, updated by the task's."""
+        if self._effective_params is not None:
+            return self._effective_params
+        inherited = getattr(self.pipeline, "params", None) or {}
+        return {**inherited, **self._own_params}
+
+    @params.setter
+    def params(self, value: Mapping[str, Any] | None) -> None:
+        self._own_params = dict(value or {})
+        _check_fingerprint_options(self)
 
     @property
     def dependencies(self) -> dict[str, Task] | None:
@@ -209,7 +233,9 @@ class Task:
         """Compute the result: the engine's entry point, given upstream values by name."""
         if self._function is None:
             return self._call_process("run")
-        kwargs = {p: inputs[p] for p in self._params if p in inputs}
+        params = self.params
+        kwargs = {p: inputs[p] if p in inputs else params[p]
+                  for p in self._params if p in inputs or p in params}
         with timed(self.logger, f"function {self._function.__name__!r}"):
             if self._wants_this:
                 return self._function(self, **kwargs)
@@ -294,6 +320,34 @@ def _check_run_options(task: Task) -> None:
     if timeout is not None and not (_is_seconds(timeout) and timeout > 0):
         raise TaskDefinitionError(
             f"Task {task.name!r}: timeout must be a number of seconds > 0, got {timeout!r}."
+        )
+
+
+def _check_fingerprint_options(task: Task) -> None:
+    where = f"Task {task.name!r}"
+    if task.code is not None and task.code not in _CODE_MODES:
+        raise TaskDefinitionError(
+            f"{where}: code must be 'module' (the whole defining file) or 'function' (the "
+            f"task's functions and what they use), got {task.code!r}."
+        )
+    if task.version is not None and not isinstance(task.version, str):
+        raise TaskDefinitionError(f"{where}: version must be a string, got {task.version!r}.")
+    sources = task.sources
+    if sources is not None and not (
+        isinstance(sources, Mapping)
+        and all(isinstance(k, str) and callable(f) for k, f in sources.items())
+    ):
+        raise TaskDefinitionError(
+            f"{where}: sources must map names to functions returning a token, e.g. "
+            f"sources={{'orders': lambda: db.max_updated_at()}}, got {sources!r}."
+        )
+    if not all(isinstance(k, str) for k in task._own_params):
+        raise TaskDefinitionError(f"{where}: params keys must be strings.")
+    ignored = task.ignore_params
+    if ignored is not None and (isinstance(ignored, str) or not all(
+            isinstance(k, str) for k in ignored)):
+        raise TaskDefinitionError(
+            f"{where}: ignore_params must be a list of param names, got {ignored!r}."
         )
 
 
