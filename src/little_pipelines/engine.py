@@ -83,6 +83,8 @@ class Run:
         self.report = RunReport(self.pipeline.name, run_id=self.run_id,
                                 planned=self.options.planned)
         self.probe = Probe()
+        self._texts_saved: set[str] = set()
+        self.states: dict[str, State] = {}  # what each decided task's fingerprint was made of
         self.files = self.probe.files
         self.store = self.pipeline._store_or_open()
         self.records = self.store.records(self.options.selected)
@@ -247,7 +249,7 @@ class Run:
         record = self.records.get(name)
         if name in opts.skip:
             self.digests[name] = record.get("digest") if record else None
-            task.is_skipped = True
+            task.is_skipped = not opts.planned
             self._settle(name, "skipped", [Reason("skip_requested")], record)
             return None
         upstream, blocked = self._upstream_digests(task)
@@ -268,6 +270,7 @@ class Run:
             self._fail(task, why, record=record)
             self._release(name)
             return None
+        self.states[name] = state
         forced = opts.force_all or name in opts.force
         reasons = [Reason("forced")] if forced else reasons_to_run(
             task, record, state, run_id=self.run_id, now=_now()
@@ -275,7 +278,7 @@ class Run:
         if not reasons and not waiting:
             assert record is not None
             self.digests[name] = record["digest"]
-            task.is_skipped = True
+            task.is_skipped = not opts.planned
             self._remember_stamps(name, record, state)
             created = _fmt_time(record.get("created_at", 0.0))
             self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
@@ -325,7 +328,7 @@ class Run:
             self._settle(task.name, "failed", [reason], self.records.get(task.name))
         else:
             self.digests[task.name] = None
-            task.is_skipped = True
+            task.is_skipped = not self.options.planned
             self._settle(task.name, "skipped", [reason], self.records.get(task.name))
 
     def _inputs(self, task: Task) -> dict[str, Any]:
@@ -431,6 +434,7 @@ class Run:
             self._fail(task, f"its result could not be written to the store: {e}",
                        duration=duration, record=job.record, reasons=job.reasons)
             return
+        self._save_code_texts(job.state)
         self.records[task.name] = record
         self.digests[task.name] = digest
         if self._left.get(task.name):
@@ -440,6 +444,30 @@ class Run:
         self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
         task.logger.info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
+
+    def _save_code_texts(self, state: State) -> None:
+        """Keep the source each code digest stands for, once, for `explain` to diff later.
+
+        Texts are stored by digest, apart from the records: many tasks share a
+        module or a helper, and records must stay small to read fast.
+        """
+        texts = {}
+        for key, stamp in state.code.items():
+            digest = stamp[2]
+            if digest in self._texts_saved:
+                continue
+            self._texts_saved.add(digest)
+            text = state.code_text.get(key)
+            if text is None and stamp[1]:  # a module file (code="module"): its raw text
+                try:
+                    with open(key, encoding="utf-8", errors="replace") as f:
+                        text = f.read()
+                except OSError:
+                    continue
+            if text is not None:
+                texts[digest] = text
+        if texts:
+            self.store.save_texts(texts)
 
     def _fail(
         self,

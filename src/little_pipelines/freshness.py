@@ -37,7 +37,8 @@ class State:
 
     `code` maps a file path (code="module"), a function/class/constant name
     (code="function") or "version" to a stamp whose last item is its digest.
-    The `*_text` fields are kept in the record for `explain`, not hashed.
+    The `*_text` fields are kept for `explain`, not hashed (code texts are stored
+    apart from records, by digest).
     """
 
     code: dict[str, FileStamp] = field(default_factory=dict)
@@ -70,8 +71,8 @@ class State:
         return {
             "fingerprint": self.fingerprint, "code": self.code, "inputs": self.inputs,
             "upstream": self.upstream, "params": self.params, "sources": self.sources,
-            "code_text": self.code_text, "code_notes": self.code_notes,
-            "params_text": self.params_text, "sources_text": self.sources_text,
+            "code_notes": self.code_notes, "params_text": self.params_text,
+            "sources_text": self.sources_text,
         }
 
 

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import graph
 from .engine import Options, Run
-from .errors import PipelineValidationError, TaskDefinitionError, UnknownTaskError
+from .errors import (
+    LittlePipelinesError,
+    PipelineValidationError,
+    TaskDefinitionError,
+    UnknownTaskError,
+)
 from .fingerprint import expand_inputs
-from .freshness import check_params
+from .freshness import Probe, check_params, current_state
 from .log import ensure_console, lib_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
 from .task import Task
+
+if TYPE_CHECKING:
+    from .explain import Explanation
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]*")
 _HOME_ENV = "LITTLE_PIPELINES_HOME"
@@ -318,6 +327,46 @@ class Pipeline:
         key = self.get_task(name).name
         value = self._run.value(key) if self._run is not None else self._store_or_open().load(key)
         return default if value is MISSING else value
+
+    def explain(self, name: str | Task) -> Explanation:
+        """Why the task would run or be reused, with the evidence: diffs, stamps, tokens.
+
+        Runs nothing. `print(pipeline.explain("clean"))`, or render it with Rich.
+        """
+        from .explain import explain
+
+        return explain(self, self.get_task(name).name)
+
+    def accept(self, names: TaskNames) -> list[str]:
+        """Mark the tasks' current code, inputs, params and sources as matching their
+        stored results, without running them (after a cosmetic edit, say).
+
+        Upstream changes are not accepted: a task whose upstream result changed
+        still reruns. Returns the names accepted; a task with no stored result is
+        an error (run it first).
+        """
+        chosen = self._names(names, "accept")
+        self.validate()
+        store = self._store_or_open()
+        probe = Probe()
+        accepted = []
+        for name in chosen:
+            record = store.record(name)
+            if record is None:
+                raise LittlePipelinesError(
+                    f"Task {name!r} has no stored result to accept; run it first "
+                    f"(pipeline.execute(targets=[{name!r}]))."
+                )
+            task = self._tasks[name]
+            task._effective_params = None
+            inputs = expand_inputs(task.input_files, task=name) if task.hash_inputs else []
+            state = current_state(task, record, probe, inputs, record.get("upstream", {}))
+            store.update_record(name, **state.record_fields(), accepted_at=time.time())
+            lib_logger.bind(lp_scope=name).info(
+                "accepted: its current code, inputs, params and sources now match its result"
+            )
+            accepted.append(name)
+        return accepted
 
     def record(self, name: str | Task) -> dict[str, Any] | None:
         """The stored record of a task (fingerprint, digest, created_at, expires_at,

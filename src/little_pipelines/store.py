@@ -31,6 +31,7 @@ from .errors import UnsafeStoreError
 _RECORD = "lp:record"
 _VALUE = "lp:value"
 _HISTORY = "lp:history"
+_TEXT = "lp:text"
 _HISTORY_KEPT = 500
 
 #: A record is a plain dict, so stores stay readable across library versions.
@@ -194,6 +195,18 @@ class Store:
                 if rec is not None:
                     rec["digest"] = None
                     self.cache.set((_RECORD, name), rec)
+
+    # -- code texts (for explain) -----------------------------------------------------
+    def save_texts(self, texts: dict[str, str]) -> None:
+        """Keep source texts by their digest (written once; many records share them)."""
+        with self.cache.transact():
+            for digest, text in texts.items():
+                self.cache.add((_TEXT, digest), text)
+
+    def text(self, digest: str) -> str | None:
+        """The source text stored for a code digest, if any."""
+        text: str | None = self.cache.get((_TEXT, digest))
+        return text
 
     # -- history -----------------------------------------------------------
     def add_history(self, entry: dict[str, Any]) -> None:
