@@ -28,10 +28,12 @@ from loguru import logger
 
 from .errors import UnsafeStoreError
 
-_RECORD = "lp:record"
-_VALUE = "lp:value"
+# String keys, not tuples: diskcache stores a str key as it is, while a tuple is
+# pickled and run through pickletools.optimize on every call (~40 us a key here).
+_RECORD = "lp:record:"
+_VALUE = "lp:value:"
 _HISTORY = "lp:history"
-_TEXT = "lp:text"
+_TEXT = "lp:text:"
 _HISTORY_KEPT = 500
 
 #: A record is a plain dict, so stores stay readable across library versions.
@@ -126,7 +128,7 @@ class Store:
     # -- records -----------------------------------------------------------
     def record(self, name: str) -> Record | None:
         """The stored record of a task, or None."""
-        rec: Record | None = self.cache.get((_RECORD, name))
+        rec: Record | None = self.cache.get(_RECORD + name)
         return rec
 
     def records(self, names: Iterable[str]) -> dict[str, Record]:
@@ -135,7 +137,7 @@ class Store:
         out: dict[str, Record] = {}
         with self.cache.transact():
             for name in names:
-                rec = get((_RECORD, name))
+                rec = get(_RECORD + name)
                 if rec is not None:
                     out[name] = rec
         return out
@@ -143,8 +145,8 @@ class Store:
     def names(self) -> Iterator[str]:
         """Names of all tasks that have a record."""
         for key in self.cache.iterkeys():
-            if isinstance(key, tuple) and key[0] == _RECORD:
-                yield key[1]
+            if isinstance(key, str) and key.startswith(_RECORD):
+                yield key[len(_RECORD):]
 
     def update_record(self, name: str, **changes: Any) -> None:
         """Change fields of a stored record (e.g. expire it) without touching its value."""
@@ -152,7 +154,7 @@ class Store:
             rec = self.record(name)
             if rec is not None:
                 rec.update(changes)
-                self.cache.set((_RECORD, name), rec)
+                self.cache.set(_RECORD + name, rec)
 
     # -- values ------------------------------------------------------------
     def load(self, name: str) -> Any:
@@ -162,21 +164,21 @@ class Store:
 
     def load_blob(self, name: str) -> Any:
         """The pickled bytes of a task's stored value, or MISSING."""
-        return self.cache.get((_VALUE, name), default=MISSING)
+        return self.cache.get(_VALUE + name, default=MISSING)
 
     def put(self, name: str, blob: bytes, record: Record) -> None:
         """Store a pickled value and its record together, atomically."""
         with self.cache.transact():
-            self.cache.set((_VALUE, name), blob)
-            self.cache.set((_RECORD, name), record)
+            self.cache.set(_VALUE + name, blob)
+            self.cache.set(_RECORD + name, record)
 
     def forget(self, names: Iterable[str]) -> list[str]:
         """Delete the stored results of these tasks; returns those that had one."""
         gone = []
         with self.cache.transact():
             for name in names:
-                had = self.cache.delete((_RECORD, name))
-                self.cache.delete((_VALUE, name))
+                had = self.cache.delete(_RECORD + name)
+                self.cache.delete(_VALUE + name)
                 if had:
                     gone.append(name)
         return gone
@@ -190,22 +192,22 @@ class Store:
         """
         with self.cache.transact():
             for name in names:
-                self.cache.delete((_VALUE, name))
+                self.cache.delete(_VALUE + name)
                 rec = self.record(name)
                 if rec is not None:
                     rec["digest"] = None
-                    self.cache.set((_RECORD, name), rec)
+                    self.cache.set(_RECORD + name, rec)
 
     # -- code texts (for explain) -----------------------------------------------------
     def save_texts(self, texts: dict[str, str]) -> None:
         """Keep source texts by their digest (written once; many records share them)."""
         with self.cache.transact():
             for digest, text in texts.items():
-                self.cache.add((_TEXT, digest), text)
+                self.cache.add(_TEXT + digest, text)
 
     def text(self, digest: str) -> str | None:
         """The source text stored for a code digest, if any."""
-        text: str | None = self.cache.get((_TEXT, digest))
+        text: str | None = self.cache.get(_TEXT + digest)
         return text
 
     # -- history -----------------------------------------------------------
