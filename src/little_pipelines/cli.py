@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_TAIL_LINES = 20
-HISTORY_DEFAULT = 20
+HISTORY_DEFAULT = 20  # as render.HISTORY_DEFAULT, kept here so --help needs no Rich
 
 
 @dataclass
@@ -60,10 +59,9 @@ def cmd_run(ctx: Context) -> int:
         plan = p.plan(**options)
         out.print(status_table(plan, {o.name: p.record(o.name) for o in plan}))
         return EXIT_OK
-    if a.executor is not None:
-        options["executor"] = a.executor
-    if a.workers is not None:
-        options["workers"] = a.workers
+    for option in ("executor", "workers", "scheduler"):
+        if getattr(a, option) is not None:
+            options[option] = getattr(a, option)
     # The live view below is the run's console output; the library's own lines
     # would repeat it. They still go to each task's log file.
     set_log_level("DEBUG" if a.verbose else "CRITICAL")
@@ -75,7 +73,7 @@ def cmd_run(ctx: Context) -> int:
         done = [n for n, o in view.outcomes.items() if o.status == "executed"]
         out.print(_t(("interrupted", "lp.warn"), f": {len(done)} task(s) finished and are "
                      f"stored{': ' + ', '.join(done) if done else ''}."))
-        out.print(_t("Resume with: ", (_resume_command(a), "lp.hint")))
+        out.print(_t("Resume with: ", (_resume_command(a), "lp.hint")), soft_wrap=True)
         return EXIT_INTERRUPTED
     out.print(summary_table(report) if not a.quiet else _t(report.summary()))
     if report.failed:
@@ -97,26 +95,35 @@ def cmd_status(ctx: Context) -> int:
     from .render import status_table
 
     p = ctx.pipeline
+    for name in ctx.args.explain:  # the evidence: diffs, stamps, tokens
+        ctx.out.print(p.explain(name))
+    if ctx.args.explain and not ctx.args.tasks:
+        return EXIT_OK
     plan = p.plan(targets=ctx.args.tasks or None)
     ctx.out.print(status_table(plan, {o.name: p.record(o.name) for o in plan}))
     return EXIT_OK
 
 
+def cmd_accept(ctx: Context) -> int:
+    """Mark tasks' current code, inputs, params and sources as matching their results."""
+    from . import set_log_level
+
+    set_log_level("WARNING")  # the line below says it; the library's would repeat it
+    accepted = ctx.pipeline.accept(ctx.args.tasks)
+    ctx.out.print(_t(("accepted: ", "lp.ok"), ", ".join(accepted),
+                     " (their stored results now count as up to date)"))
+    return EXIT_OK
+
+
 def cmd_graph(ctx: Context) -> int:
     """The dependency graph: a coloured tree, or Mermaid / DOT text."""
-    from rich.text import Text
+    from .diagram import draw
 
-    from . import diagram
-
-    p, fmt = ctx.pipeline, ctx.args.format
-    deps = dependencies(p)
-    states = plan_states(p, ctx.err)
-    if fmt == "tree":
-        ctx.out.print(diagram.tree(p.name, deps, states))
-    else:
-        text = diagram.mermaid(deps, states) if fmt == "mermaid" else diagram.dot(p.name, deps,
-                                                                                 states)
-        ctx.out.print(Text(text.rstrip("\n")), soft_wrap=True)
+    drawing, note = draw(ctx.pipeline, ctx.args.format)
+    if note:
+        ctx.err.print(_t(("note: ", "lp.warn"), note))
+    # soft_wrap: Mermaid and DOT lines must reach a file unbroken, whatever the width.
+    ctx.out.print(drawing, soft_wrap=ctx.args.format != "tree")
     return EXIT_OK
 
 
@@ -129,7 +136,7 @@ def cmd_show(ctx: Context) -> int:
     record = p.record(name)
     if record is None:
         ctx.out.print(_t("No stored result for ", (name, "lp.task"), ". Compute it with: ",
-                         (_command("run", ctx.args, [name]), "lp.hint")))
+                         (_command("run", ctx.args, [name]), "lp.hint")), soft_wrap=True)
         return EXIT_FAILED
     try:
         value = p.get_result(name, default=MISSING)
@@ -151,13 +158,14 @@ def cmd_forget(ctx: Context) -> int:
             else f"the stored results of {', '.join(names)}")
     if not a.yes and _stdin_is_terminal():
         try:
-            answer = ctx.out.input(f"Forget {what}? [y/N] ")
+            answer = ctx.out.input(_t(f"Forget {what}? [y/N] "))
         except EOFError:
             answer = ""
         if answer.strip().lower() not in ("y", "yes"):
             ctx.out.print("Nothing forgotten.")
             return EXIT_FAILED
-    gone = p.clear(names)
+    order = {t.name: i for i, t in enumerate(p.tasks)}
+    gone = sorted(p.clear(names), key=lambda n: (order.get(n, len(order)), n))
     ctx.out.print(_t(f"Forgot {len(gone)} stored result{'s' * (len(gone) != 1)}",
                      f": {', '.join(gone)}." if gone else "."))
     if names is not None and len(gone) < len(names):
@@ -185,25 +193,11 @@ def cmd_shell(ctx: Context) -> int:
     return EXIT_OK
 
 
-# -- helpers shared with the shell ---------------------------------------------------------
-def dependencies(p: Pipeline) -> dict[str, list[str]]:
-    """Each task's dependencies, in execution order."""
-    return {t.name: t.dependency_names(p._tasks) for t in p.tasks}
-
-
-def plan_states(p: Pipeline, err: Console) -> dict[str, str]:
-    """Each task's state from a plan; none (with a note) when the plan cannot be made."""
-    from .render import state_of
-
-    try:
-        return {o.name: state_of(o) for o in p.plan()}
-    except LittlePipelinesError as e:
-        err.print(_t(("note: ", "lp.warn"), f"states not shown: {e}"))
-        return {}
-
-
+# -- helpers ---------------------------------------------------------------------------------
 def _selected(p: Pipeline, targets: Sequence[str]) -> list[str]:
     """The tasks a run of these targets touches, in execution order (unknown names raise)."""
+    from .render import dependencies
+
     if not targets:
         return [t.name for t in p.tasks]
     deps = dependencies(p)
@@ -218,38 +212,13 @@ def _selected(p: Pipeline, targets: Sequence[str]) -> list[str]:
 
 
 def _show_failures(ctx: Context, report: RunReport) -> None:
-    from rich.panel import Panel
-    from rich.text import Text
+    from .render import failure_report
 
-    out = ctx.out
-    for name in report.failed:
-        o = report[name]
-        if o.error is None:  # not run because something upstream failed
-            continue
-        last = o.error.strip().splitlines()[-1] if o.error.strip() else "failed"
-        out.print(_t(("✗ ", "lp.error"), (name, "lp.task"), f" failed: {last}"))
-        log = _log_file(ctx.pipeline, name)
-        lines = _tail(log, LOG_TAIL_LINES)
-        if lines:
-            out.print(Panel(Text("".join(lines).rstrip("\n")), title=Text(f"tail of {log}"),
-                            title_align="left", border_style="red"))
-    out.print(_t("Fix the failing task, then resume with: ",
-                 (_resume_command(ctx.args), "lp.hint"),
-                 ("  (finished tasks are reused)", "lp.dim")))
-
-
-def _log_file(p: Pipeline, task: str) -> Any:
-    from .log import _safe_filename  # the log sink names each task's file this way
-
-    return p.log_dir / f"{_safe_filename(task)}.log"
-
-
-def _tail(path: Any, n: int) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return list(deque(f, maxlen=n))
-    except OSError:
-        return []
+    for part in failure_report(ctx.pipeline, report, LOG_TAIL_LINES):
+        ctx.out.print(part)
+    ctx.out.print(_t("Fix the failing task, then resume with: ",
+                     (_resume_command(ctx.args), "lp.hint"),
+                     ("  (finished tasks are reused)", "lp.dim")), soft_wrap=True)
 
 
 def _resume_command(a: argparse.Namespace) -> str:
@@ -302,6 +271,8 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", metavar="NAME",
                    help="where tasks run: sequential (default), threads, processes, dask")
     p.add_argument("--workers", type=_positive, metavar="N", help="size of the worker pool")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run on an existing Dask cluster, e.g. tcp://127.0.0.1:8786")
     loud = p.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true",
                       help="no progress and no table: the summary line and failures only")
@@ -312,6 +283,16 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 def _add_tasks(p: argparse.ArgumentParser) -> None:
     p.add_argument("tasks", nargs="*", metavar="TASK", help="these tasks and their upstream "
                    "(default: every task)")
+
+
+def _add_status(p: argparse.ArgumentParser) -> None:
+    _add_tasks(p)
+    p.add_argument("--explain", action="append", metavar="TASK", default=[],
+                   help="show the evidence for TASK's decision: diffs, file stamps, tokens")
+
+
+def _add_accept(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tasks", nargs="+", metavar="TASK")
 
 
 def _add_graph(p: argparse.ArgumentParser) -> None:
@@ -354,7 +335,9 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[Contex
 COMMANDS: dict[str, Command] = {
     "run": ("run tasks (all, or the named ones and their upstream)", _add_run, cmd_run),
     "list": ("tasks in execution order, their dependencies and state", _add_nothing, cmd_list),
-    "status": ("would each task run, and why (runs nothing)", _add_tasks, cmd_status),
+    "status": ("would each task run, and why (runs nothing)", _add_status, cmd_status),
+    "accept": ("count tasks' current code and inputs as matching their stored results",
+               _add_accept, cmd_accept),
     "graph": ("the dependency graph (tree, mermaid, dot)", _add_graph, cmd_graph),
     "show": ("a summary and preview of a task's stored result", _add_show, cmd_show),
     "forget": ("delete stored results", _add_forget, cmd_forget),
@@ -370,6 +353,7 @@ examples:
   lpipe run examples/quickstart.py
   lpipe run examples/quickstart.py report --force-task rows
   lpipe status examples/quickstart.py
+  lpipe status examples/quickstart.py --explain report
   lpipe graph examples/quickstart.py --format mermaid
   lpipe shell examples/quickstart.py
 """
@@ -435,8 +419,8 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None,
     except LittlePipelinesError as e:
         details = getattr(e, "details", "")
         if details:
-            err.print(_t(details.rstrip("\n")))
-        err.print(_t(("error: ", "lp.error"), str(e)))
+            err.print(_t(details.rstrip("\n")), soft_wrap=True)  # as Python prints it
+        err.print(_t(("error: ", "lp.error"), str(e)), soft_wrap=True)
         return EXIT_USAGE
 
 

@@ -9,11 +9,19 @@ Mermaid and DOT are plain text: paste them into a Markdown file or pipe them to
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from rich.tree import Tree
 
-from .render import STATE_STYLE
+from .render import STATE_STYLE, dependencies, plan_states
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from .pipeline import Pipeline
+
+FORMATS = ("tree", "mermaid", "dot")
 
 #: State -> (fill, stroke) for the text formats; the terminal uses STATE_STYLE.
 STATE_COLOURS: dict[str, tuple[str, str]] = {
@@ -26,6 +34,20 @@ STATE_COLOURS: dict[str, tuple[str, str]] = {
 }
 
 Deps = Mapping[str, Sequence[str]]
+
+
+def draw(pipeline: Pipeline, fmt: str = "tree") -> tuple[RenderableType, str | None]:
+    """The pipeline's graph in one of FORMATS, coloured by state, and a note when the
+    states could not be worked out (the drawing then has none)."""
+    deps = dependencies(pipeline)
+    states, note = plan_states(pipeline)
+    if fmt == "tree":
+        return tree(pipeline.name, deps, states), note
+    if fmt == "mermaid":
+        return Text(mermaid(deps, states).rstrip("\n")), note
+    if fmt == "dot":
+        return Text(dot(pipeline.name, deps, states).rstrip("\n")), note
+    raise ValueError(f"Unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}.")
 
 
 def tree(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> Tree:

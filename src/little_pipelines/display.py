@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from .render import fmt_seconds, reason_text, status_text
+from .render import code_ran, fmt_seconds, reason_text, status_text
 from .report import TaskOutcome
 
 #: Outcome status -> the word the live table uses for it.
@@ -78,7 +78,7 @@ class RunView:
         line = status_text(o.status)
         line.append(" ")
         line.append(o.name, style="lp.task")
-        if o.status in ("executed", "failed"):
+        if code_ran(o):
             line.append(f" in {fmt_seconds(o.duration)}")
         why = reason_text(o.reasons)
         if why:
@@ -110,7 +110,7 @@ class RunView:
         outcome = self.outcomes.get(name)
         if outcome is not None:
             word = DONE_WORDS.get(outcome.status, outcome.status)
-            when = fmt_seconds(outcome.duration) if outcome.status in ("executed", "failed") else ""
+            when = fmt_seconds(outcome.duration) if code_ran(outcome) else ""
             return status_text(outcome.status, word), Text(name), Text(when, style="lp.dim")
         if name in self.started:
             return (Text("▶ running", style="magenta"), Text(name),

@@ -13,6 +13,7 @@ catch either::
     │   └── FingerprintError                     a param or source token that cannot be hashed
     ├── MissingInputError(FileNotFoundError)     an input file or glob matching nothing
     ├── UnsafeStoreError(PermissionError)        a store others could have written to
+    ├── StoreError(OSError)                      the store could not be read or written
     └── PipelineFailedError(RuntimeError)        raised by RunReport.raise_for_failures()
 """
 
@@ -106,11 +107,21 @@ class UnsafeStoreError(LittlePipelinesError, PermissionError):
         return str(self.args[0])
 
 
+class StoreError(LittlePipelinesError, OSError):
+    """The store could not be read or written (a damaged file, a full disk, a lock held too long).
+
+    An OSError, so code that handles a full disk handles this too.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class PipelineFailedError(LittlePipelinesError, RuntimeError):
     """Raised by `RunReport.raise_for_failures()` when tasks failed."""
 
 
-def did_you_mean(name: str, known: Iterable[str]) -> str:
+def did_you_mean(name: str, known: Iterable[str], what: str = "tasks") -> str:
     """A hint naming the closest known names, or listing a few when none is close."""
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
@@ -120,4 +131,4 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
         return "The pipeline has no tasks yet; add some with pipeline.add(...)."
     shown = ", ".join(repr(k) for k in known[:8])
     more = f" and {len(known) - 8} more" if len(known) > 8 else ""
-    return f"Known tasks: {shown}{more}."
+    return f"Known {what}: {shown}{more}."

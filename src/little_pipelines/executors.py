@@ -142,7 +142,7 @@ def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
             raise ExecutorError(
                 f"Unknown executor {name!r}; expected one of {', '.join(map(repr, _FACTORIES))}, "
                 f"a concurrent.futures.Executor or a dask.distributed.Client. "
-                + did_you_mean(name, _FACTORIES)
+                + did_you_mean(name, _FACTORIES, "executors")
             )
         return _FACTORIES[name](workers, pipeline, scheduler)
     if isinstance(spec, (SequentialExecutor, ThreadPoolExecutor)):

@@ -299,6 +299,7 @@ class Pipeline:
             task._effective_params = None
             task._effective_params = task.params
             check_params(task)
+            _check_expiry(task)
         inputs = {
             n: expand_inputs(t.input_files, task=n) if t.hash_inputs and n not in skipped else []
             for n in selected
@@ -347,6 +348,7 @@ class Pipeline:
         """
         chosen = self._names(names, "accept")
         self.validate()
+        ensure_console()
         store = self._store_or_open()
         probe = Probe()
         accepted = []
@@ -411,6 +413,26 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
+
+
+def _check_expiry(task: Task) -> None:
+    """Ask a time policy for its moment once, before anything runs.
+
+    A user's expire_results function is otherwise first called when the task's
+    result is stored: a bad return value would then fail the task after it did
+    its work.
+    """
+    policy = task.expire_results
+    if getattr(policy, "kind", None) != "time":
+        return
+    try:
+        policy.expires_at()
+    except Exception as e:
+        raise TaskDefinitionError(
+            f"Task {task.name!r}: its expire_results policy {policy!r} failed: "
+            f"{type(e).__name__}: {e} Fix the function given as expire_results=, or use "
+            f"a built-in policy such as lp.expire.from_now(hours=1)."
+        ) from None
 
 
 def _check_name(name: Any) -> str:

@@ -9,12 +9,16 @@ a task name may well contain "[".
 
 from __future__ import annotations
 
-import reprlib
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import is_dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
@@ -54,6 +58,7 @@ _THEME = {
 }
 
 PREVIEW_ROWS = 5
+HISTORY_DEFAULT = 20  # runs shown by `history`
 PREVIEW_CHARS = 1200
 
 
@@ -128,10 +133,31 @@ def expiry_text(record: Mapping[str, Any]) -> str:
     return EXPIRY_TEXT.get(record.get("expiry", "never"), str(record.get("expiry")))
 
 
+def dependencies(pipeline: Pipeline) -> dict[str, list[str]]:
+    """Each task's dependencies, tasks in execution order."""
+    return {t.name: t.dependency_names(pipeline._tasks) for t in pipeline.tasks}
+
+
+def plan_states(pipeline: Pipeline) -> tuple[dict[str, str], str | None]:
+    """Each task's state from a plan, or none and why when no plan can be made."""
+    from .errors import LittlePipelinesError
+
+    try:
+        return {o.name: state_of(o) for o in pipeline.plan()}, None
+    except LittlePipelinesError as e:
+        return {}, f"states not shown: {e}"
+
+
+def code_ran(o: TaskOutcome) -> bool:
+    """Whether the task's code ran (a task failed by its upstream did not)."""
+    return o.status == "executed" or (o.status == "failed" and o.error is not None)
+
+
 # -- tables ---------------------------------------------------------------------------
 def tasks_table(pipeline: Pipeline, plan: RunReport) -> Table:
     """`lpipe list`: tasks in execution order, their dependencies and cached/stale state."""
-    table = Table(title=Text(f"{pipeline.name}: {pipeline.ntasks} tasks"), title_justify="left")
+    n = pipeline.ntasks
+    table = Table(title=Text(f"{pipeline.name}: {n} task{'s' * (n != 1)}"), title_justify="left")
     table.add_column("#", justify="right", style="lp.dim")
     table.add_column("task", style="lp.task")
     table.add_column("depends on")
@@ -180,19 +206,19 @@ def summary_table(report: RunReport) -> Table:
     table.add_column("saved", justify="right")
     table.add_column("why")
     for o in report:
-        ran = o.status in ("executed", "failed")
         table.add_row(
             Text(o.name), status_text(o.status),
-            fmt_seconds(o.duration) if ran else "-",
+            fmt_seconds(o.duration) if code_ran(o) else "-",
             fmt_seconds(o.stored_duration) if o.status == "cached" else "-",
             Text(reason_text(o.reasons)),
         )
     return table
 
 
-def history_table(runs: list[Mapping[str, Any]], pipeline: str) -> Table:
+def history_table(runs: Sequence[Mapping[str, Any]], pipeline: str) -> Table:
     """`lpipe history`: past runs, newest last."""
-    table = Table(title=Text(f"{pipeline}: last {len(runs)} runs"), title_justify="left")
+    n = len(runs)
+    table = Table(title=Text(f"{pipeline}: last {n} run{'s' * (n != 1)}"), title_justify="left")
     table.add_column("started")
     table.add_column("ran", justify="right")
     table.add_column("reused", justify="right")
@@ -212,7 +238,7 @@ def history_table(runs: list[Mapping[str, Any]], pipeline: str) -> Table:
     return table
 
 
-def cache_table(rows: list[tuple[str, Mapping[str, Any], bool]]) -> Table:
+def cache_table(rows: Sequence[tuple[str, Mapping[str, Any], bool]]) -> Table:
     """The shell's `list_cache`: (name, record, is a task of the pipeline) per stored result."""
     table = Table(title=Text(f"{len(rows)} stored results"), title_justify="left")
     table.add_column("task", style="lp.task")
@@ -225,6 +251,41 @@ def cache_table(rows: list[tuple[str, Mapping[str, Any], bool]]) -> Table:
         table.add_row(label, fmt_time(record.get("created_at")), Text(expiry_text(record)),
                       fmt_size(record.get("size")), Text(str(record.get("type", "-"))))
     return table
+
+
+# -- failures ----------------------------------------------------------------------------
+def log_file(pipeline: Pipeline, task: str) -> Path:
+    """The task's log file (named as the library's log sink names it)."""
+    from .log import _safe_filename
+
+    return Path(pipeline.log_dir) / f"{_safe_filename(task)}.log"
+
+
+def failure_report(pipeline: Pipeline, report: RunReport, lines: int = 20) -> list[Any]:
+    """For each task that raised: its error and the tail of its log file."""
+    parts: list[Any] = []
+    for name in report.failed:
+        o = report[name]
+        if o.error is None:  # not run because something upstream failed
+            continue
+        last = o.error.strip().splitlines()[-1] if o.error.strip() else "failed"
+        parts.append(Text.assemble(("✗ ", "lp.error"), (name, "lp.task"), f" failed: {last}"))
+        path = log_file(pipeline, name)
+        tail = log_tail(path, lines)
+        if tail:
+            parts.append(Panel(Text("".join(tail).rstrip("\n")), title=Text(f"tail of {path}"),
+                               title_align="left", border_style="red"))
+    return parts
+
+
+def log_tail(path: Path, n: int) -> list[str]:
+    """The last `n` non-blank lines of a log file ([] if there is none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            # The file format puts a blank line after each record: skip those.
+            return list(deque((line for line in f if line.strip()), maxlen=n))
+    except OSError:
+        return []
 
 
 # -- a stored result ----------------------------------------------------------------------
@@ -259,18 +320,15 @@ def preview(value: Any, rows: int = PREVIEW_ROWS) -> RenderableType:
             return Group(Text(text), Text(f"[{shape}; first {rows} rows]", style="lp.dim"))
         except Exception:  # a frame-like object that is not quite one: fall back to repr
             pass
+    if isinstance(value, (list, tuple, set, frozenset, dict)) or is_dataclass(value):
+        return Pretty(value, max_length=20, max_string=200, max_depth=4)
     return Text(short_repr(value))
 
 
 def short_repr(value: Any, limit: int = PREVIEW_CHARS) -> str:
     """repr() that stays readable for big containers and long texts."""
-    shortener = reprlib.Repr()
-    shortener.maxlist = shortener.maxtuple = shortener.maxset = shortener.maxdict = 20
-    shortener.maxstring = shortener.maxother = limit
-    shortener.maxlevel = 4
     try:
-        text = shortener.repr(value) if isinstance(value, (list, tuple, set, frozenset, dict,
-                                                             str)) else repr(value)
+        text = repr(value)
     except Exception as e:  # a broken __repr__ must not break the shell
         return f"<{type(value).__qualname__} whose repr failed: {type(e).__name__}: {e}>"
     if len(text) > limit:
