@@ -72,7 +72,7 @@ class _TaskFiles:
         folder = extra.get("lp_log_dir")
         if not folder:
             return
-        path = os.path.join(folder, _safe_filename(extra["lp_task"]) + ".log")
+        path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
         with self._lock:
             f = self._open(path)
             f.write(message)
@@ -113,7 +113,7 @@ def _rotate(path: str) -> None:
             os.replace(src, f"{path}.{i}")
 
 
-def _safe_filename(name: str) -> str:
+def safe_filename(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name) or "_"
 
 

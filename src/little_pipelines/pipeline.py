@@ -396,6 +396,10 @@ class Pipeline:
         chosen = self._names(names, "clear") if names is not None else list(store.names())
         return store.forget(chosen)
 
+    def stored_names(self) -> list[str]:
+        """Names of everything stored, including tasks that no longer exist."""
+        return sorted(self._store_or_open().names())
+
     def history(self) -> list[dict[str, Any]]:
         """Summaries of past runs, oldest first."""
         return self._store_or_open().history()

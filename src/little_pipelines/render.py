@@ -256,9 +256,9 @@ def cache_table(rows: Sequence[tuple[str, Mapping[str, Any], bool]]) -> Table:
 # -- failures ----------------------------------------------------------------------------
 def log_file(pipeline: Pipeline, task: str) -> Path:
     """The task's log file (named as the library's log sink names it)."""
-    from .log import _safe_filename
+    from .log import safe_filename
 
-    return Path(pipeline.log_dir) / f"{_safe_filename(task)}.log"
+    return Path(pipeline.log_dir) / f"{safe_filename(task)}.log"
 
 
 def failure_report(pipeline: Pipeline, report: RunReport, lines: int = 20) -> list[Any]:

@@ -148,7 +148,7 @@ class Shell(RichCmd):
     def do_info(self, arg: str) -> None:
         """What a task is: its documentation, dependencies, inputs, expiry and stored result."""
         task = self.p.get_task(self._one_task(arg, "info"))
-        fn = task._function or task._processes.get("run")
+        fn = task.main_function
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="lp.dim")
         facts.add_row("task", Text(task.name, style="lp.task"))
@@ -194,8 +194,7 @@ class Shell(RichCmd):
         show_all = parser.parse(arg).all
         names = [t.name for t in self.p.tasks]
         if show_all:
-            store = self.p._store_or_open()
-            names += sorted(n for n in store.names() if n not in self.p._tasks)
+            names += [n for n in self.p.stored_names() if n not in self.p._tasks]
         rows = [(n, rec, n in self.p._tasks) for n in names
                 for rec in (self._record_of(n),) if rec is not None]
         self.out.print(render.cache_table(rows))

@@ -15,11 +15,12 @@ import os
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import expire as _expire
 from .errors import TaskDefinitionError, did_you_mean
-from .log import task_logger, timed
+from .log import safe_filename, task_logger, timed
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -254,6 +255,18 @@ class Task:
         if self._function is not None:
             return [self._function]
         return list(self._processes.values())
+
+    @property
+    def main_function(self) -> Callable[..., Any] | None:
+        """The function that computes the result: the function form's, or the `run` process."""
+        return self._function or self._processes.get("run")
+
+    @property
+    def log_file(self) -> Path | None:
+        """This task's log file, once it belongs to a pipeline."""
+        if self.pipeline is None:
+            return None
+        return Path(self.pipeline.log_dir) / f"{safe_filename(self.name)}.log"
 
     @property
     def logger(self) -> Any:
