@@ -3,7 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean
+.PHONY: demo test lint typecheck clean stress
+STRESS_SECONDS ?= 180
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -19,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+stress: $(STAMP)
+	$(PY) tests/stress.py --seconds $(STRESS_SECONDS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples bench

@@ -9,6 +9,7 @@ without running or storing anything.
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 import heapq
 import pickle
@@ -23,9 +24,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
-from .errors import FingerprintError
+from .errors import FingerprintError, StoreError
 from .executors import Backend, PicklingFailed, TaskNotSendable, resolve
-from .fingerprint import digest_bytes
+from .fingerprint import CHANGED_WHILE_RUNNING, changed_since, digest_bytes
 from .freshness import SCHEMA, Probe, State, current_state, expiry_fields, reasons_to_run
 from .locks import Held, TaskLocks
 from .report import Reason, RunReport, TaskOutcome
@@ -124,6 +125,9 @@ class Run:
             for job in self._pending.values():
                 if job.lock is not None:
                     job.lock.release()
+            # Each run opens the lock file anew: without this, a process that runs
+            # a pipeline every minute runs out of file descriptors within a day.
+            self.locks.close()
             self._end_of_run()
             self.report.duration = time.perf_counter() - start
         return self.report
@@ -162,8 +166,16 @@ class Run:
                 "waiting: another run (PID {}) is running this task", self.locks.holder(name)
             )
             held = self.locks.wait(name)
-            self.records.pop(name, None)
+        # Read the record again even when the lock was free: another run may have
+        # stored this task after this run read the records (re-reading only after
+        # waiting was rejected: a run that finished the task just before this one
+        # asked for the lock would have it run twice).
+        try:
             record = self.store.record(name)
+        except OSError:
+            record = job.record
+        if record != job.record:
+            self.records.pop(name, None)
             if record is not None:
                 self.records[name] = record
             again = self._decide(name)
@@ -189,7 +201,7 @@ class Run:
         try:
             fut = backend.submit(task, lambda: self._inputs(task), lambda: self._blobs(task),
                                  call)
-        except TaskNotSendable as e:
+        except (TaskNotSendable, StoreError) as e:  # StoreError: an upstream value is unreadable
             fut = Future()
             fut.set_result(Outcome(False, attempts=[Attempt(0.0, f"{e}\n")]))
         name = task.name
@@ -302,7 +314,10 @@ class Run:
             return  # a plan stores nothing
         if state.code == record.get("code") and state.inputs == record.get("inputs"):
             return
-        self.store.update_record(name, code=state.code, inputs=state.inputs)
+        try:
+            self.store.update_record(name, code=state.code, inputs=state.inputs)
+        except OSError:
+            return  # only a shortcut for later runs: they hash the files again instead
         record.update(code=state.code, inputs=state.inputs)
 
     def _upstream_digests(self, task: Task) -> tuple[dict[str, str], tuple[str, str] | None]:
@@ -348,7 +363,16 @@ class Run:
     def _blob(self, name: str) -> Any:
         blob = self.values.get(name)
         if blob is None:
-            blob = self.store.load_blob(name)
+            # Checked against the digest this run's fingerprints used, so a damaged
+            # value file is never handed to a task as if it were the result.
+            expected = self.digests.get(name)
+            blob = self.store.load_blob(name, expected)
+            if blob is MISSING and expected is not None:
+                raise StoreError(
+                    f"The stored result of {name!r} could not be read: its value file was "
+                    f"damaged or deleted, or another run replaced it meanwhile. Run again: "
+                    f"{name!r} is computed afresh and this task runs with it."
+                )
             if blob is not MISSING and self._left.get(name):
                 self.values[name] = blob  # more dependants to come: read the store once
         return blob
@@ -414,27 +438,38 @@ class Run:
             kind = value  # a remote worker sends the type's name along with the bytes
         digest = digest_bytes(blob)
         now = _now()
+        state = self._inputs_after(job)
+        try:
+            expiry = expiry_fields(
+                task, now, run_id=self.run_id,
+                drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
+            )
+        except Exception as e:  # a user's expire_results function (checked once before the run)
+            self._fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
+                       duration=duration, record=job.record, reasons=job.reasons)
+            return
         record: Record = {
             "schema": SCHEMA,
-            **job.state.record_fields(),
+            **state.record_fields(),
             "digest": digest,
             "created_at": now.timestamp(),
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
             "type": kind,
             "size": len(blob),
-            **expiry_fields(
-                task, now, run_id=self.run_id,
-                drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
-            ),
+            **expiry,
         }
         try:
             self.store.put(task.name, blob, record)
         except OSError as e:
-            self._fail(task, f"its result could not be written to the store: {e}",
+            kept = " (its previous result is kept)" if job.record is not None else ""
+            self._fail(task, f"its result could not be written to the store{kept}: {e}",
                        duration=duration, record=job.record, reasons=job.reasons)
             return
-        self._save_code_texts(job.state)
+        try:
+            self._save_code_texts(job.state)
+        except OSError as e:  # texts only serve `explain`; the result itself is stored
+            task.logger.debug("code texts not kept for explain: {}", e)
         self.records[task.name] = record
         self.digests[task.name] = digest
         if self._left.get(task.name):
@@ -444,6 +479,26 @@ class Run:
         self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
         task.logger.info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
+
+    def _inputs_after(self, job: _Pending) -> State:
+        """The state to record, with inputs that changed while the task ran marked unknown.
+
+        The fingerprint is taken before the task runs, so the result may come from
+        either version of a file changed meanwhile. Keeping the old stamp would
+        let a later run reuse that result once the file is changed back; a stamp
+        that matches no file makes the next run redo the task.
+        """
+        changed = changed_since(job.state.inputs)
+        if not changed:
+            return job.state
+        job.task.logger.warning(
+            "input {} changed while the task ran: its result is stored, but the task runs "
+            "again next time", ", ".join(map(repr, changed)),
+        )
+        inputs = dict(job.state.inputs)
+        for path in changed:
+            inputs[path] = (-1, -1, CHANGED_WHILE_RUNNING)
+        return dataclasses.replace(job.state, inputs=inputs)
 
     def _save_code_texts(self, state: State) -> None:
         """Keep the source each code digest stands for, once, for `explain` to diff later.
@@ -528,7 +583,11 @@ class Run:
         if ended:
             # Drop the values but keep the records: the next run then says why the
             # task reruns ("expired when the run that stored it ended").
-            self.store.drop_values(ended)
+            try:
+                self.store.drop_values(ended)
+            except OSError as e:  # the records name this run, so they count as expired anyway
+                self.pipeline._tasks[ended[0]].logger.warning(
+                    "on_complete values not dropped: {}", e)
         self.values.clear()
 
 

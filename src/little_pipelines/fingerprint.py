@@ -17,7 +17,7 @@ import glob
 import hashlib
 import os
 import pickle
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,10 @@ _GLOB_CHARS = frozenset("*?[")
 
 #: What the store keeps per input file: (size, mtime_ns, content digest).
 FileStamp = tuple[int, int, str]
+
+#: The digest recorded for an input that changed while its task ran: it matches
+#: no content, so the next run does the task again (see `changed_since`).
+CHANGED_WHILE_RUNNING = "<changed while the task ran>"
 
 
 def digest_bytes(data: bytes | memoryview) -> str:
@@ -102,6 +106,23 @@ def expand_inputs(specs: Iterable[str | os.PathLike[str]], *, task: str) -> list
             )
         files.update(os.path.normpath(m) for m in matched)
     return sorted(files)
+
+
+def changed_since(stamps: Mapping[str, FileStamp]) -> list[str]:
+    """The paths whose size or mtime differ from their stamps now, or that are gone.
+
+    Only stats (no hashing): called after each task that ran, on its inputs.
+    """
+    changed = []
+    for path, stamp in stamps.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            changed.append(path)
+            continue
+        if st.st_size != stamp[0] or st.st_mtime_ns != stamp[1]:
+            changed.append(path)
+    return changed
 
 
 class FileDigests:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -201,3 +202,23 @@ def init_process_worker() -> None:
     logger.remove()
     _capture_sink.clear()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the driver dies (even by SIGKILL).
+
+    Without it, a killed driver's pool workers would run on, orphaned, forever.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
