@@ -478,7 +478,7 @@ class Run:
         task.is_skipped = False
         self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
-        task.logger.info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
+        _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
 
     def _inputs_after(self, job: _Pending) -> State:
         """The state to record, with inputs that changed while the task ran marked unknown.
@@ -550,7 +550,7 @@ class Run:
         outcome = TaskOutcome(name, status, tuple(reasons), 0.0, stored_duration=stored)
         self._record(outcome)
         if not self.options.planned:
-            log = self.pipeline._tasks[name].logger
+            log = _console(self.pipeline._tasks[name])
             if status == "cached":
                 log.info("↺ reused cached result (saved {:.3f}s)", stored)
             elif status == "skipped":
@@ -589,6 +589,13 @@ class Run:
                 self.pipeline._tasks[ended[0]].logger.warning(
                     "on_complete values not dropped: {}", e)
         self.values.clear()
+
+
+def _console(task: Task) -> Any:
+    """The task's logger for its one status line (ran, reused, skipped): the console and
+    the host's handlers get it, not the task's file, which has the PERF timing already;
+    writing a file per reused task made a warm run pay a file open per task."""
+    return task.logger.bind(lp_log_dir=None)
 
 
 def _can_stop(backend: Backend) -> bool:
