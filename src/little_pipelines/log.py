@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -103,6 +104,7 @@ def _rotate(path: str) -> None:
             os.replace(src, f"{path}.{i}")
 
 
+@functools.lru_cache(maxsize=4096)
 def safe_filename(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name) or "_"
 

@@ -177,8 +177,10 @@ class Store:
             raise sqlite3.DatabaseError("cache.db was truncated to nothing")
         # eviction_policy="none": a cache that silently culls results would
         # rerun work the user thinks is stored; the size is the user's to manage.
+        # cull_limit=0: no culling query on every set (nothing here expires by
+        # diskcache's clock; measured ~10 us a task on a cold run).
         cache = diskcache.Cache(
-            str(folder), eviction_policy="none", size_limit=2**62, disk=_Disk
+            str(folder), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=_Disk
         )
         try:
             # Walk every page: a truncated or overwritten database fails here, at
