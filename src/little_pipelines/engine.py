@@ -9,7 +9,6 @@ without running or storing anything.
 
 from __future__ import annotations
 
-import dataclasses
 import graphlib
 import heapq
 import pickle
@@ -26,11 +25,20 @@ from typing import TYPE_CHECKING, Any
 from . import expire
 from .errors import FingerprintError, StoreError
 from .executors import Backend, PicklingFailed, TaskNotSendable, resolve
-from .fingerprint import CHANGED_WHILE_RUNNING, changed_since, digest_bytes
-from .freshness import SCHEMA, Probe, State, current_state, expiry_fields, reasons_to_run
+from .fingerprint import digest_bytes
+from .freshness import (
+    SCHEMA,
+    Probe,
+    State,
+    code_texts,
+    current_state,
+    expiry_fields,
+    inputs_after_run,
+    reasons_to_run,
+)
 from .locks import Held, TaskLocks
 from .report import Reason, RunReport, TaskOutcome
-from .store import MISSING
+from .values import RunValues
 from .worker import Attempt, Call, Outcome
 
 if TYPE_CHECKING:
@@ -71,12 +79,11 @@ class _Pending:
 
 @dataclass
 class Run:
-    """The state of one run; the pipeline reads `values` while it is active."""
+    """The state of one run; the pipeline reads `value()` while it is active."""
 
     pipeline: Pipeline
     options: Options
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    values: dict[str, bytes] = field(default_factory=dict)  # pickled results still needed
     digests: dict[str, str | None] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
 
@@ -94,10 +101,8 @@ class Run:
         self._backend: Backend | None = None
         self._abandoned = False
         self.locks = TaskLocks(self.pipeline.folder)
-        self._left: dict[str, int] = {}  # dependants of a task still to finish in this run
-        for name in self.options.selected:
-            for dep in self.options.deps[name]:
-                self._left[dep] = self._left.get(dep, 0) + 1
+        self.values = RunValues(self.store, self.options.deps, self.options.selected,
+                                self.digests)
 
     # -- the loop ----------------------------------------------------------------
     def execute(self) -> RunReport:
@@ -199,8 +204,8 @@ class Run:
             self.options.progress("start", task.name, None)
         self._pending[task.name] = job
         try:
-            fut = backend.submit(task, lambda: self._inputs(task), lambda: self._blobs(task),
-                                 call)
+            fut = backend.submit(task, lambda: self.values.for_function(task),
+                                 lambda: self.values.for_worker(task), call)
         except (TaskNotSendable, StoreError) as e:  # StoreError: an upstream value is unreadable
             fut = Future()
             fut.set_result(Outcome(False, attempts=[Attempt(0.0, f"{e}\n")]))
@@ -346,48 +351,9 @@ class Run:
             task.is_skipped = not self.options.planned
             self._settle(task.name, "skipped", [reason], self.records.get(task.name))
 
-    def _inputs(self, task: Task) -> dict[str, Any]:
-        """Upstream values for a function-form task, loaded only now that it runs."""
-        wanted = [d for d in self.options.deps[task.name] if d in task._params]
-        return {dep: self.value(dep) for dep in wanted}
-
-    def _blobs(self, task: Task) -> dict[str, bytes]:
-        """Pickled upstream values to send to a remote worker: every dependency's."""
-        out = {}
-        for dep in self.options.deps[task.name]:
-            blob = self._blob(dep)
-            if blob is not MISSING:
-                out[dep] = blob
-        return out
-
-    def _blob(self, name: str) -> Any:
-        blob = self.values.get(name)
-        if blob is None:
-            # Checked against the digest this run's fingerprints used, so a damaged
-            # value file is never handed to a task as if it were the result.
-            expected = self.digests.get(name)
-            blob = self.store.load_blob(name, expected)
-            if blob is MISSING and expected is not None:
-                raise StoreError(
-                    f"The stored result of {name!r} could not be read: its value file was "
-                    f"damaged or deleted, or another run replaced it meanwhile. Run again: "
-                    f"{name!r} is computed afresh and this task runs with it."
-                )
-            if blob is not MISSING and self._left.get(name):
-                self.values[name] = blob  # more dependants to come: read the store once
-        return blob
-
     def value(self, name: str) -> Any:
-        """A result of this run or the stored one (or MISSING), as a fresh copy.
-
-        Every consumer unpickles its own copy, so a task that mutates what it was
-        given cannot change what its siblings see: a cold run and a warm run
-        compute the same results.
-        """
-        blob = self._blob(name)
-        if blob is MISSING:
-            return MISSING
-        return pickle.loads(blob)
+        """A fresh copy of a task's result during the run (see RunValues), or MISSING."""
+        return self.values.value(name)
 
     # -- finishing ------------------------------------------------------------------
     def _finish(self, job: _Pending, fut: Future[Any]) -> None:
@@ -438,7 +404,7 @@ class Run:
             kind = value  # a remote worker sends the type's name along with the bytes
         digest = digest_bytes(blob)
         now = _now()
-        state = self._inputs_after(job)
+        state = inputs_after_run(job.state, task.logger)
         try:
             expiry = expiry_fields(
                 task, now, run_id=self.run_id,
@@ -467,62 +433,19 @@ class Run:
                        duration=duration, record=job.record, reasons=job.reasons)
             return
         try:
-            self._save_code_texts(job.state)
+            texts = code_texts(job.state, self._texts_saved)
+            if texts:
+                self.store.save_texts(texts)
         except OSError as e:  # texts only serve `explain`; the result itself is stored
             task.logger.debug("code texts not kept for explain: {}", e)
         self.records[task.name] = record
         self.digests[task.name] = digest
-        if self._left.get(task.name):
-            self.values[task.name] = blob
+        self.values.keep(task.name, blob)
         task.is_executed = True
         task.is_skipped = False
         self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
         _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
-
-    def _inputs_after(self, job: _Pending) -> State:
-        """The state to record, with inputs that changed while the task ran marked unknown.
-
-        The fingerprint is taken before the task runs, so the result may come from
-        either version of a file changed meanwhile. Keeping the old stamp would
-        let a later run reuse that result once the file is changed back; a stamp
-        that matches no file makes the next run redo the task.
-        """
-        changed = changed_since(job.state.inputs)
-        if not changed:
-            return job.state
-        job.task.logger.warning(
-            "input {} changed while the task ran: its result is stored, but the task runs "
-            "again next time", ", ".join(map(repr, changed)),
-        )
-        inputs = dict(job.state.inputs)
-        for path in changed:
-            inputs[path] = (-1, -1, CHANGED_WHILE_RUNNING)
-        return dataclasses.replace(job.state, inputs=inputs)
-
-    def _save_code_texts(self, state: State) -> None:
-        """Keep the source each code digest stands for, once, for `explain` to diff later.
-
-        Texts are stored by digest, apart from the records: many tasks share a
-        module or a helper, and records must stay small to read fast.
-        """
-        texts = {}
-        for key, stamp in state.code.items():
-            digest = stamp[2]
-            if digest in self._texts_saved:
-                continue
-            self._texts_saved.add(digest)
-            text = state.code_text.get(key)
-            if text is None and stamp[1]:  # a module file (code="module"): its raw text
-                try:
-                    with open(key, encoding="utf-8", errors="replace") as f:
-                        text = f.read()
-                except OSError:
-                    continue
-            if text is not None:
-                texts[digest] = text
-        if texts:
-            self.store.save_texts(texts)
 
     def _fail(
         self,
@@ -565,12 +488,7 @@ class Run:
             self.options.progress("finish", outcome.name, outcome)
 
     def _release(self, name: str) -> None:
-        """A task is settled: its dependencies' values may be dropped once all dependants are."""
-        for dep in self.options.deps[name]:
-            left = self._left.get(dep, 0) - 1
-            self._left[dep] = left
-            if left <= 0:
-                self.values.pop(dep, None)
+        self.values.settled(name)
 
     def _end_of_run(self) -> None:
         """Results marked `on_complete` served this run; now they expire."""

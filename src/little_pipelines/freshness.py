@@ -9,6 +9,7 @@ the current state with the recorded one part by part gives the reasons as data.
 
 from __future__ import annotations
 
+import dataclasses
 import marshal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 from . import expire
 from .codefp import CodeIndex
 from .errors import FingerprintError
-from .fingerprint import FileDigests, FileStamp, combine, digest_bytes, short_repr, value_digest
+from .fingerprint import (
+    CHANGED_WHILE_RUNNING,
+    FileDigests,
+    FileStamp,
+    changed_since,
+    combine,
+    digest_bytes,
+    short_repr,
+    value_digest,
+)
 from .report import Reason
 
 if TYPE_CHECKING:
@@ -271,3 +281,45 @@ def expiry_fields(task: Task, now: datetime, *, run_id: str, drop_none: bool) ->
 
 def _local(ts: float) -> str:
     return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def inputs_after_run(state: State, log: Any) -> State:
+    """The state to record, with inputs that changed while the task ran marked unknown.
+
+    The fingerprint is taken before the task runs, so the result may come from
+    either version of a file changed meanwhile. Keeping the old stamp would let a
+    later run reuse that result once the file is changed back; a stamp that
+    matches no file makes the next run redo the task.
+    """
+    changed = changed_since(state.inputs)
+    if not changed:
+        return state
+    log.warning(
+        "input {} changed while the task ran: its result is stored, but the task runs "
+        "again next time", ", ".join(map(repr, changed)),
+    )
+    inputs = dict(state.inputs)
+    for path in changed:
+        inputs[path] = (-1, -1, CHANGED_WHILE_RUNNING)
+    return dataclasses.replace(state, inputs=inputs)
+
+
+def code_texts(state: State, seen: set[str]) -> dict[str, str]:
+    """The source each new code digest stands for (`seen` digests are skipped and grown),
+    kept apart from records so `explain` can diff later: many tasks share a module."""
+    texts = {}
+    for key, stamp in state.code.items():
+        digest = stamp[2]
+        if digest in seen:
+            continue
+        seen.add(digest)
+        text = state.code_text.get(key)
+        if text is None and stamp[1]:  # a module file (code="module"): its raw text
+            try:
+                with open(key, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+        if text is not None:
+            texts[digest] = text
+    return texts
