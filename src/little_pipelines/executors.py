@@ -17,12 +17,11 @@ Executors never touch the cache; the driver stores what comes back.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pickle
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import LittlePipelinesError, did_you_mean
@@ -169,6 +168,10 @@ def _threads(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> 
 
 
 def _processes(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+    # Imported here: multiprocessing costs ~5 ms at import, paid only by those who use it.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     n = workers or os.cpu_count() or 2
     if "fork" in multiprocessing.get_all_start_methods():
         key = uuid.uuid4().hex

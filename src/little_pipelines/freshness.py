@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
-from .codefp import CodeIndex
 from .errors import FingerprintError
 from .fingerprint import (
     CHANGED_WHILE_RUNNING,
@@ -32,6 +31,7 @@ from .fingerprint import (
 from .report import Reason
 
 if TYPE_CHECKING:
+    from .codefp import CodeIndex
     from .store import Record
     from .task import Task
 
@@ -95,8 +95,17 @@ class Probe:
 
     def __init__(self) -> None:
         self.files = FileDigests()
-        self.code = CodeIndex()
+        self._code: CodeIndex | None = None
         self._tokens: dict[tuple[int, str], tuple[str, str]] = {}
+
+    @property
+    def code(self) -> CodeIndex:
+        """The parsed-code memo, made on first use: only code="function" needs it."""
+        if self._code is None:
+            from .codefp import CodeIndex
+
+            self._code = CodeIndex()
+        return self._code
 
     def token(self, task: Task, key: str, fn: Callable[[], Any]) -> tuple[str, str]:
         """(digest, text) of a source's token, taken once per run."""
