@@ -174,9 +174,11 @@ class Run:
         # Read the record again even when the lock was free: another run may have
         # stored this task after this run read the records (re-reading only after
         # waiting was rejected: a run that finished the task just before this one
-        # asked for the lock would have it run twice).
+        # asked for the lock would have it run twice). When no other process has
+        # written to the store since, the record cannot have changed: skip the read.
         try:
-            record = self.store.record(name)
+            fresh = self.store.untouched_by_others()
+            record = job.record if fresh else self.store.record(name)
         except OSError:
             record = job.record
         if record != job.record:

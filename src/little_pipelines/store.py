@@ -153,6 +153,7 @@ class Store:
     def __init__(self, directory: Path) -> None:
         self.directory = secure_dir(Path(directory))
         self.damaged: Path | None = None
+        self._seen_version: int | None = None
         # One process at a time checks (and perhaps moves aside) the database:
         # otherwise a second process that saw the damage too could move aside
         # the fresh store the first one just made.
@@ -228,7 +229,21 @@ class Store:
                 rec = self._record(name)
                 if rec is not None:
                     out[name] = rec
+            self._seen_version = self._data_version()
         return out
+
+    def untouched_by_others(self) -> bool:
+        """True if no other connection has committed since `records()` was last called.
+
+        SQLite's `data_version` changes only when another connection commits, so
+        this one query (~2 us) can stand in for re-reading a record.
+        """
+        with self._errors("read"):
+            return self._seen_version is not None and self._data_version() == self._seen_version
+
+    def _data_version(self) -> int:
+        (version,) = self.cache._sql("PRAGMA data_version").fetchone()
+        return int(version)
 
     def names(self) -> Iterator[str]:
         """Names of all tasks that have a record."""
