@@ -338,3 +338,72 @@ def test_ctrl_c_keeps_finished_tasks_and_reports_what_was_interrupted(
     plan = subprocess.run([sys.executable, str(script), "plan"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=30)
     assert "PLAN [('quick', 'cached'), ('slow', 'run')] kept" in plan.stdout, plan.stderr
+
+
+# -- tasks defined in a script, and tasks that cannot travel ----------------------------
+
+SCRIPT_TASKS = """
+import sys
+import little_pipelines as lp
+
+zero = lp.Task("Zero")
+
+@zero.process
+def run(this):
+    return ["Some", "values"]
+
+one = lp.Task("One", dependencies=["Zero"])
+
+@one.process
+def run(this):
+    return this.pipeline.get_result("Zero") + ["more"]
+
+p = lp.Pipeline("script_tasks")
+p.add(one, zero)
+
+@p.task
+def shout(One):
+    return [w.upper() for w in One]
+
+if __name__ == "__main__":
+    report = p.execute(executor=sys.argv[1], workers=2)
+    print("RESULT", report.ok, p.get_result("shout"))
+"""
+
+
+@pytest.mark.parametrize("name", ["processes", "dask"])
+def test_tasks_defined_in_a_script_run_on_worker_processes(name: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    if name == "dask":
+        pytest.importorskip("dask.distributed")
+    script = tmp_path / "script_tasks.py"
+    script.write_text(SCRIPT_TASKS)
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(script), name], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "RESULT True ['SOME', 'VALUES', 'MORE']" in proc.stdout
+
+
+def test_a_task_that_cannot_be_sent_fails_naming_itself(dask_client: Any) -> None:
+    import threading
+
+    guard = threading.Lock()
+    p = lp.Pipeline("unsendable")
+
+    @p.task
+    def locked():
+        with guard:  # a lock in its closure: it cannot be pickled to a worker
+            return 1
+
+    @p.task
+    def fine():
+        return 2
+
+    report = p.execute(executor=dask_client)
+    assert report["locked"].status == "failed"
+    assert "Task 'locked' cannot be sent to a worker" in report["locked"].why
+    assert report["fine"].status == "executed"
+    p.close()
