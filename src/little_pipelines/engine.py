@@ -4,14 +4,14 @@ One loop drives every executor over graphlib's `get_ready()/done()`: each ready
 task is decided (freshness), and if it must run it is submitted; results are
 stored by this process (the driver owns the cache) the moment they arrive, and
 `done()` releases the tasks that waited on them. A plan walks the same loop
-without running or storing anything.
+without running or storing anything. How each outcome is stored and reported
+lives in `recording.py`; the values passed between tasks in `values.py`.
 """
 
 from __future__ import annotations
 
 import graphlib
 import heapq
-import pickle
 import queue
 import threading
 import time
@@ -22,21 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import expire
 from .errors import FingerprintError, StoreError
-from .executors import Backend, PicklingFailed, TaskNotSendable, resolve
-from .fingerprint import digest_bytes
+from .executors import Backend, TaskNotSendable, resolve
 from .freshness import (
-    SCHEMA,
     Probe,
     State,
-    code_texts,
     current_state,
-    expiry_fields,
-    inputs_after_run,
     reasons_to_run,
 )
-from .locks import Held, TaskLocks
+from .locks import TaskLocks
+from .recording import Job, Recorder, now
 from .report import Reason, RunReport, TaskOutcome
 from .values import RunValues
 from .worker import Attempt, Call, Outcome
@@ -68,17 +63,7 @@ class Options:
 
 
 @dataclass
-class _Pending:
-    task: Task
-    state: State
-    reasons: list[Reason]
-    record: Record | None
-    deadline: float | None = None  # when the driver stops waiting (executors that can't stop work)
-    lock: Held | None = None  # the task's cross-process lock, held until its result is stored
-
-
-@dataclass
-class Run:
+class Run(Recorder):
     """The state of one run; the pipeline reads `value()` while it is active."""
 
     pipeline: Pipeline
@@ -96,7 +81,7 @@ class Run:
         self.files = self.probe.files
         self.store = self.pipeline._store_or_open()
         self.records = self.store.records(self.options.selected)
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Job] = {}
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._abandoned = False
@@ -158,7 +143,7 @@ class Run:
             elif self._pending:
                 self._collect(sorter, block=True)
 
-    def _lock(self, job: _Pending) -> _Pending | None:
+    def _lock(self, job: Job) -> Job | None:
         """Take the task's cross-process lock; if another run holds it, wait, then re-decide.
 
         The other run may have stored exactly the result this one needs, which is
@@ -193,7 +178,7 @@ class Run:
         job.lock = held
         return job
 
-    def _submit(self, job: _Pending) -> None:
+    def _submit(self, job: Job) -> None:
         task, backend = job.task, self._backend
         assert backend is not None
         delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
@@ -261,7 +246,7 @@ class Run:
         self.report.interrupted = True
 
     # -- deciding --------------------------------------------------------------------
-    def _decide(self, name: str) -> _Pending | None:
+    def _decide(self, name: str) -> Job | None:
         """Settle the task now (cached, skipped, blocked) or return what to run."""
         opts = self.options
         task = self.pipeline._tasks[name]
@@ -292,7 +277,7 @@ class Run:
         self.states[name] = state
         forced = opts.force_all or name in opts.force
         reasons = [Reason("forced")] if forced else reasons_to_run(
-            task, record, state, run_id=self.run_id, now=_now()
+            task, record, state, run_id=self.run_id, now=now()
         )
         if not reasons and not waiting:
             assert record is not None
@@ -309,7 +294,7 @@ class Run:
                 return None
             self._settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
             return None
-        return _Pending(task, state, reasons, record)
+        return Job(task, state, reasons, record)
 
     def _remember_stamps(self, name: str, record: Record, state: State) -> None:
         """A reused task whose files were touched but not changed: record their new stat.
@@ -358,140 +343,6 @@ class Run:
         return self.values.value(name)
 
     # -- finishing ------------------------------------------------------------------
-    def _finish(self, job: _Pending, fut: Future[Any]) -> None:
-        task = job.task
-        try:
-            out: Outcome = fut.result()
-        except Exception as e:  # the executor itself failed (a worker died, a lost connection)
-            out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
-        for when, level, message in out.logs:  # records captured on a remote worker
-            task.logger.patch(_at(when)).log(level, "{}", message)
-        retried = len(out.attempts) > 1
-        if not out.ok:
-            failed = out.value if isinstance(out.value, PicklingFailed) else None
-            error = (self._unpicklable(failed.kind, failed.error) if failed is not None
-                     else out.error)
-            self._fail(task, error, duration=out.duration, record=job.record,
-                       reasons=job.reasons, attempts=len(out.attempts))
-        elif self._backend is not None and self._backend.remote:
-            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts))
-        else:
-            self._store(job, out.value, out.duration, attempts=len(out.attempts))
-        if retried:
-            task.logger.info("took {} attempts", len(out.attempts))
-        if job.lock is not None:
-            job.lock.release()
-        self._release(task.name)
-
-    @staticmethod
-    def _unpicklable(kind: str, error: str) -> str:
-        return (f"its result, a {kind}, cannot be stored: {error}. Return plain data "
-                f"(numbers, strings, lists, dicts, DataFrames) instead of functions, locks or "
-                f"open connections.")
-
-    def _store(self, job: _Pending, value: Any, duration: float, *,
-               blob: bytes | None = None, attempts: int = 1) -> None:
-        task = job.task
-        if blob is None:
-            try:
-                blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as e:
-                kind = f"{type(value).__module__}.{type(value).__qualname__}"
-                self._fail(task, self._unpicklable(kind, f"{type(e).__name__}: {e}"),
-                           duration=duration, record=job.record, reasons=job.reasons,
-                           attempts=attempts)
-                return
-            kind = f"{type(value).__module__}.{type(value).__qualname__}"
-        else:
-            kind = value  # a remote worker sends the type's name along with the bytes
-        digest = digest_bytes(blob)
-        now = _now()
-        state = inputs_after_run(job.state, task.logger)
-        try:
-            expiry = expiry_fields(
-                task, now, run_id=self.run_id,
-                drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
-            )
-        except Exception as e:  # a user's expire_results function (checked once before the run)
-            self._fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
-                       duration=duration, record=job.record, reasons=job.reasons)
-            return
-        record: Record = {
-            "schema": SCHEMA,
-            **state.record_fields(),
-            "digest": digest,
-            "created_at": now.timestamp(),
-            "duration": duration,
-            "reasons": [str(r) for r in job.reasons],
-            "type": kind,
-            "size": len(blob),
-            **expiry,
-        }
-        try:
-            self.store.put(task.name, blob, record)
-        except OSError as e:
-            kept = " (its previous result is kept)" if job.record is not None else ""
-            self._fail(task, f"its result could not be written to the store{kept}: {e}",
-                       duration=duration, record=job.record, reasons=job.reasons)
-            return
-        try:
-            texts = code_texts(job.state, self._texts_saved)
-            if texts:
-                self.store.save_texts(texts)
-        except OSError as e:  # texts only serve `explain`; the result itself is stored
-            task.logger.debug("code texts not kept for explain: {}", e)
-        self.records[task.name] = record
-        self.digests[task.name] = digest
-        self.values.keep(task.name, blob)
-        task.is_executed = True
-        task.is_skipped = False
-        self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
-                                 attempts=attempts))
-        _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
-
-    def _fail(
-        self,
-        task: Task,
-        error: str,
-        *,
-        duration: float = 0.0,
-        record: Record | None = None,
-        reasons: list[Reason] | None = None,
-        attempts: int = 1,
-    ) -> None:
-        self.failed.add(task.name)
-        last = error.strip().splitlines()[-1] if error.strip() else "failed"
-        outcome = TaskOutcome(task.name, "failed", (*(reasons or ()), Reason("error", detail=last)),
-                              duration, error=error, attempts=attempts)
-        self._record(outcome)
-        task.logger.error("✗ failed after {:.3f}s: {}", duration, last)
-        if "\n" in error.strip():  # the traceback goes to the task's file, not the console
-            task.logger.bind(lp_file_only=True).error("{}", error)
-
-    def _settle(
-        self, name: str, status: str, reasons: list[Reason], record: Record | None
-    ) -> None:
-        stored = record.get("duration", 0.0) if record and status == "cached" else 0.0
-        outcome = TaskOutcome(name, status, tuple(reasons), 0.0, stored_duration=stored)
-        self._record(outcome)
-        if not self.options.planned:
-            log = _console(self.pipeline._tasks[name])
-            if status == "cached":
-                log.info("↺ reused cached result (saved {:.3f}s)", stored)
-            elif status == "skipped":
-                log.info("- skipped: {}", outcome.why)
-            elif status == "failed":
-                log.error("✗ not run: {}", outcome.why)
-        self._release(name)
-
-    def _record(self, outcome: TaskOutcome) -> None:
-        self.report.add(outcome)
-        if self.options.progress is not None:
-            self.options.progress("finish", outcome.name, outcome)
-
-    def _release(self, name: str) -> None:
-        self.values.settled(name)
-
     def _end_of_run(self) -> None:
         """Results marked `on_complete` served this run; now they expire."""
         if self.options.planned:
@@ -511,13 +362,6 @@ class Run:
         self.values.clear()
 
 
-def _console(task: Task) -> Any:
-    """The task's logger for its one status line (ran, reused, skipped): the console and
-    the host's handlers get it, not the task's file, which has the PERF timing already;
-    writing a file per reused task made a warm run pay a file open per task."""
-    return task.logger.bind(lp_log_dir=None)
-
-
 def _can_stop(backend: Backend) -> bool:
     """Whether a task's timeout is enforced where it runs (see worker._time_limit)."""
     from .executors import ForkBackend, SequentialExecutor
@@ -527,21 +371,6 @@ def _can_stop(backend: Backend) -> bool:
     return isinstance(backend.executor, SequentialExecutor) and (
         threading.current_thread() is threading.main_thread()
     )
-
-
-def _at(when: float) -> Callable[[Any], None]:
-    """A loguru patcher giving a replayed record the time it was made on the worker."""
-    moment = datetime.fromtimestamp(when).astimezone()
-
-    def patch(record: Any) -> None:
-        record["time"] = moment
-
-    return patch
-
-
-def _now() -> Any:
-    now = expire._get_now()
-    return now if now.tzinfo is not None else now.astimezone()
 
 
 def _fmt_time(ts: float) -> str:
