@@ -33,7 +33,7 @@ def test_quickstart_computes_then_reuses(tmp_path: Path) -> None:
 def test_classic_processes(tmp_path: Path) -> None:
     proc = run("classic_processes.py", tmp_path)
     assert "Clean: [3, 1, 4, 1, 5]" in proc.stdout
-    log = (tmp_path / "ClassicProcesses" / "logs" / "Clean.log").read_text()
+    log = (tmp_path / "ClassicProcesses" / "logs" / "_pipeline.log").read_text()
     assert "process 'extract' took" in log and "process 'transform' took" in log
 
 

@@ -140,7 +140,7 @@ def test_bad_level_and_format_are_clear_errors_that_leave_logging_working() -> N
     assert seen == ["still logging\n"]
 
 
-def test_task_log_files_hold_task_records_and_perf_timings(tmp_path: Path) -> None:
+def test_task_files_hold_task_records_and_the_run_log_holds_timings(tmp_path: Path) -> None:
     p = lp.Pipeline("files", cache_dir=tmp_path / "store")
 
     @p.task
@@ -152,8 +152,19 @@ def test_task_log_files_hold_task_records_and_perf_timings(tmp_path: Path) -> No
     lplog.close_task_files()
     text = (tmp_path / "store" / "logs" / "one.log").read_text()
     assert "details for the file" in text
-    assert "PERF" in text and "function 'one' took" in text
-    assert "✓ ran in" not in text  # the status line is the console's; the file has PERF
+    assert "took" not in text and "✓ ran in" not in text
+    run_log = (tmp_path / "store" / "logs" / "_pipeline.log").read_text()
+    assert "PERF     | one | function 'one' took" in run_log
+    assert "INFO     | one | ✓ ran in" in run_log
+    assert "INFO     | files | run of 'files': 1 executed" in run_log
+
+    @p.task
+    def silent():
+        return 2
+
+    p.execute()
+    lplog.close_task_files()
+    assert not (tmp_path / "store" / "logs" / "silent.log").exists()  # made when it logs
 
 
 def test_log_dir_and_LOG_DIR_choose_the_log_folder(tmp_path: Path, monkeypatch) -> None:

@@ -321,7 +321,7 @@ def test_logs_go_to_the_log_folder(pipelines, isolated_home) -> None:
     p.add(task("A"))
     p.execute()
     close_task_files()
-    assert (isolated_home / "Sales" / "logs" / "A.log").is_file()
+    assert "A | ✓ ran in" in (isolated_home / "Sales" / "logs" / "_pipeline.log").read_text()
 
 
 def test_log_dir_argument_and_log_dir_environment(pipelines, tmp_path, monkeypatch) -> None:
@@ -332,7 +332,7 @@ def test_log_dir_argument_and_log_dir_environment(pipelines, tmp_path, monkeypat
     p.add(task("A"))
     p.execute()
     close_task_files()
-    assert list(Path(p.log_dir).glob("A.log"))
+    assert list(Path(p.log_dir).glob("_pipeline.log"))
 
 
 @pytest.mark.parametrize("name", ["../x", "", "/", "a/b", "..", None])

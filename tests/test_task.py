@@ -64,16 +64,16 @@ def test_process_decorator_returns_the_function() -> None:
     assert t.process(run) is run
 
 
-def test_extra_processes_are_timed_in_the_task_log(pipelines, tmp_path) -> None:
+def test_extra_processes_are_timed_in_the_run_log(pipelines, tmp_path) -> None:
     _, one = make_classic()
     zero, _ = make_classic()
     p = pipelines("Timed", log_dir=tmp_path / "logs")
     p.add(zero, one)
     p.execute()
     close_task_files()
-    log = (tmp_path / "logs" / "One.log").read_text()
-    assert "process 'preflight' took" in log
-    assert "process 'run' took" in log
+    log = (tmp_path / "logs" / "_pipeline.log").read_text()
+    assert "| One | process 'preflight' took" in log
+    assert "| One | process 'run' took" in log
 
 
 def test_dependencies_accept_task_objects(pipelines) -> None:

@@ -3,9 +3,13 @@
 * Every record the library or a task emits carries `extra["lp_scope"]` (the task
   or pipeline name), so hosts can filter it, and `logger.disable("little_pipelines")`
   silences the library's own records as loguru documents.
-* Per-task log files go through ONE sink that writes each record to its task's
-  file. A `logger.add` per task was rejected: it costs ~14 ms a call and makes
-  every record pass every sink's filter, which turns a 1,000-task run quadratic.
+* Log files go through ONE sink. A task's own records (`this.logger`) and its
+  failures go to `<log dir>/<task>.log`; the run's story — each task's status
+  line, every PERF timing, the summary — goes to `<log dir>/_pipeline.log`.
+  A `logger.add` per task was rejected: it costs ~14 ms a call and makes every
+  record pass every sink's filter, which turns a 1,000-task run quadratic.
+  Timings in each task's file were rejected too: creating a file per task on a
+  first run cost 70-240 us a task here, more than everything else a task costs.
 * The console: a script that configured no logging still has loguru's default
   stderr handler (id 0). It would print our lines a second time, so we replace
   it once with two handlers: ours for the library's records (level and format
@@ -33,7 +37,10 @@ DEFAULT_FORMAT = (
     "<green>{time:HH:mm:ss}</green> | <level>{level: <7}</level> | "
     "<cyan>{extra[lp_scope]}</cyan> | {message}"
 )
-_FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {message}\n{exception}"
+_FILE_FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[lp_scope]} | {message}\n{exception}"
+)
+RUN_LOG = "_pipeline.log"  # the run's log, beside the tasks' own files
 _ROTATE_BYTES = 10 * 2**20  # rotate a task's log past 10 MiB ...
 _KEEP_ROTATED = 3  # ... and keep three old ones (<task>.log.1 .. .3)
 
@@ -52,7 +59,8 @@ lib_logger = logger.bind(lp_scope="little_pipelines")
 
 
 def task_logger(task: str, log_dir: Path | None) -> Any:
-    """A loguru logger bound to a task: its records also go to `<log_dir>/<task>.log`."""
+    """A loguru logger bound to a task: its records also go to `<log_dir>/<task>.log`
+    (its PERF timings to the run's log, `<log_dir>/_pipeline.log`)."""
     ensure_file_sink()
     return logger.bind(lp_scope=task, lp_task=task, lp_log_dir=str(log_dir) if log_dir else None)
 
@@ -76,7 +84,10 @@ class _TaskFiles:
         folder = extra.get("lp_log_dir")
         if not folder:
             return
-        path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
+        if extra.get("lp_run_log") or message.record["level"].no == _PERF_NO:
+            path = os.path.join(folder, RUN_LOG)
+        else:
+            path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
         data = str(message).encode("utf-8", "replace")
         with self._lock:
             if folder not in self._made:
@@ -133,6 +144,13 @@ def ensure_file_sink() -> None:
                     filter=lambda r: r["extra"].get("lp_log_dir") is not None,
                     catch=True,
                 )
+
+
+def run_logger(scope: str, log_dir: Path | None) -> Any:
+    """A logger for the run's story: the console, the host's handlers and `_pipeline.log`."""
+    ensure_file_sink()
+    return logger.bind(lp_scope=scope, lp_task=scope, lp_run_log=True,
+                       lp_log_dir=str(log_dir) if log_dir else None)
 
 
 def close_task_files() -> None:

@@ -19,7 +19,7 @@ from .errors import (
 )
 from .fingerprint import expand_inputs
 from .freshness import Probe, check_params, current_state
-from .log import ensure_console, lib_logger
+from .log import ensure_console, run_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
 from .task import Task
@@ -239,7 +239,7 @@ class Pipeline:
         self.failures = report.failed
         self.last_report = report
         self._store_or_open().add_history(report.as_dict())
-        log = lib_logger.bind(lp_scope=self.name)
+        log = run_logger(self.name, self.log_dir)
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
 
@@ -267,7 +267,7 @@ class Pipeline:
             # Finished tasks are already stored; keep the report of what was interrupted.
             self.last_report = run.report
             self.failures = run.report.failed
-            lib_logger.bind(lp_scope=self.name).warning("interrupted: {}", run.report.summary())
+            run_logger(self.name, self.log_dir).warning("interrupted: {}", run.report.summary())
             raise
         finally:
             self._run = None
@@ -364,7 +364,7 @@ class Pipeline:
             inputs = expand_inputs(task.input_files, task=name) if task.hash_inputs else []
             state = current_state(task, record, probe, inputs, record.get("upstream", {}))
             store.update_record(name, **state.record_fields(), accepted_at=time.time())
-            lib_logger.bind(lp_scope=name).info(
+            run_logger(name, self.log_dir).info(
                 "accepted: its current code, inputs, params and sources now match its result"
             )
             accepted.append(name)

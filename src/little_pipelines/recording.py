@@ -179,9 +179,13 @@ class Recorder:
         outcome = TaskOutcome(name, status, tuple(reasons), 0.0, stored_duration=stored)
         self._record(outcome)
         if not self.options.planned:
-            log = _console(self.pipeline._tasks[name])
+            task = self.pipeline._tasks[name]
+            log = _console(task)
             if status == "cached":
-                log.info("↺ reused cached result (saved {:.3f}s)", stored)
+                # Console only: a line per reused task in the run's log would cost a
+                # write per task on every warm run; the summary line counts them.
+                task.logger.bind(lp_log_dir=None).info(
+                    "↺ reused cached result (saved {:.3f}s)", stored)
             elif status == "skipped":
                 log.info("- skipped: {}", outcome.why)
             elif status == "failed":
@@ -198,10 +202,9 @@ class Recorder:
 
 
 def _console(task: Task) -> Any:
-    """The task's logger for its one status line (ran, reused, skipped): the console and
-    the host's handlers get it, not the task's file, which has the PERF timing already;
-    writing a file per reused task made a warm run pay a file open per task."""
-    return task.logger.bind(lp_log_dir=None)
+    """The task's logger for its one status line (ran, reused, skipped): the console,
+    the host's handlers and the run's log get it, not the task's own file."""
+    return task.logger.bind(lp_run_log=True)
 
 
 def _at(when: float) -> Callable[[Any], None]:
