@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck clean stress
+.PHONY: demo test lint typecheck clean stress bench
 STRESS_SECONDS ?= 180
 
 $(PY):
@@ -21,6 +21,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+BENCH_VENV := bench/.venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e . -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+# The peers and the harness live in their own environment; not part of `make test`.
+bench: $(BENCH_STAMP)
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+	$(BENCH_PY) bench/parallel_speedup.py --out docs/parallel.md
+
 stress: $(STAMP)
 	$(PY) tests/stress.py --seconds $(STRESS_SECONDS)
 
@@ -29,4 +44,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy src
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
