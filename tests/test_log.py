@@ -197,3 +197,20 @@ def test_processes_are_timed_at_perf(tmp_path: Path) -> None:
     assert any("process 'helper' took" in m for m in perf)
     assert any("process 'run' took" in m for m in perf)
     assert p.get_result("Timed") == 42
+
+
+def test_a_log_folder_removed_while_running_is_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    p = lp.Pipeline("vanishing", cache_dir=tmp_path / "store")
+
+    @p.task
+    def chatty(this):
+        this.logger.info("still here")
+        return 1
+
+    p.execute()
+    shutil.rmtree(p.log_dir)
+    p.execute(force=True)
+    assert "still here" in (p.log_dir / "chatty.log").read_text()
+    p.close()

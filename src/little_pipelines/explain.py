@@ -119,7 +119,7 @@ def _stamp(stamp: Any) -> str:
         return "(none)"
     size, mtime_ns, digest = stamp
     when = datetime.fromtimestamp(mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{size} bytes, modified {when}, sha256 {digest[:12]}"
+    return f"{size} bytes, modified {when}, xxh3 {digest[:12]}"
 
 
 def _read(path: str) -> str | None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # Older stores may lack a key; a schema number lets a future format change
 # invalidate cleanly instead of comparing apples with pears.
-SCHEMA = 1
+SCHEMA = 2  # 2: xxh3_128 digests instead of sha256
 _CLOCK_SKEW = 1.0  # seconds a record may lie "in the future" before the clock counts as moved back
 
 
@@ -96,7 +96,18 @@ class Probe:
     def __init__(self) -> None:
         self.files = FileDigests()
         self._code: CodeIndex | None = None
+        self._code_stamps: dict[Callable[..., Any], tuple[str, FileStamp]] = {}
         self._tokens: dict[tuple[int, str], tuple[str, str]] = {}
+
+    def code_stamp(
+        self, fn: Callable[..., Any], old: Mapping[str, FileStamp]
+    ) -> tuple[str, FileStamp]:
+        """`code_stamp`, once per function per run: code already imported cannot change
+        under a run, so its file is stat'ed (or hashed) once, however many tasks share it."""
+        memo = self._code_stamps.get(fn)
+        if memo is None:
+            memo = self._code_stamps[fn] = code_stamp(fn, self.files, old)
+        return memo
 
     @property
     def code(self) -> CodeIndex:
@@ -143,7 +154,7 @@ def current_state(
                 state.code_notes[key] = piece.note
     else:
         for fn in task.code_functions():
-            path, stamp = code_stamp(fn, probe.files, old_code)
+            path, stamp = probe.code_stamp(fn, old_code)
             state.code[path] = stamp
     if task.hash_inputs:
         for path in input_paths:

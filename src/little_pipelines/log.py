@@ -93,7 +93,12 @@ class _TaskFiles:
             if folder not in self._made:
                 os.makedirs(folder, mode=0o700, exist_ok=True)
                 self._made.add(folder)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileNotFoundError:  # the folder was removed while we ran: make it again
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                fd = os.open(path, flags, 0o600)
             try:
                 os.write(fd, data)
                 size = os.fstat(fd).st_size

@@ -20,6 +20,7 @@ of a run become `StoreError`, an OSError, so a task fails instead of the run.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import sqlite3
@@ -121,6 +122,14 @@ class _Disk(diskcache.Disk):
         if staged is not None:
             staged[0].append(name)
         return name, full_path
+
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> Any:
+        # diskcache iterates an io.BytesIO of the value, i.e. line by line: a 100 MB
+        # pickle with ~400,000 newline bytes took ~110 ms in tiny writes against
+        # ~24 ms in one. Hand the bytes over whole (getvalue() does not copy them).
+        if isinstance(iterator, io.BytesIO):
+            iterator = iter([iterator.getvalue()])
+        return super()._write(full_path, iterator, mode, encoding)
 
     def remove(self, file_path: str) -> None:
         staged = getattr(self._put, "staged", None)

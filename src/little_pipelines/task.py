@@ -372,7 +372,7 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
     if deps is None:
         return []
     items: Iterable[str | Task] = [deps] if isinstance(deps, (str, Task)) else deps
-    names: list[str] = []
+    names: dict[str, None] = {}  # ordered and deduplicated in linear time
     for d in items:
         if isinstance(d, Task):
             d = d.name
@@ -380,9 +380,8 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
             raise TaskDefinitionError(
                 f"Task {owner!r}: dependencies are task names or Task objects, got {d!r}."
             )
-        if d not in names:
-            names.append(d)
-    return names
+        names[d] = None
+    return list(names)
 
 
 def _paths_of(
