@@ -54,7 +54,7 @@ def _register_perf_level() -> None:
 
 _register_perf_level()
 
-#: The library's own records (not the tasks'): named after the pipeline.
+#: The library's own records that belong to no task or run (a damaged store, say).
 lib_logger = logger.bind(lp_scope="little_pipelines")
 
 

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import diskcache
-from loguru import logger
 
 from .errors import StoreError, UnsafeStoreError
 from .fingerprint import digest_bytes
+from .log import lib_logger
 
 try:
     import fcntl
@@ -173,7 +173,7 @@ class Store:
                 # Damaged (truncated, overwritten): keep the files for inspection,
                 # start afresh, and go on as if nothing were cached.
                 self.damaged = self._move_aside()
-                logger.bind(lp_scope="little_pipelines").warning(
+                lib_logger.warning(
                     "The store in {} was damaged ({}); it was moved to {} and this run "
                     "starts without cached results.", self.directory, e, self.damaged,
                 )
@@ -223,7 +223,7 @@ class Store:
         except (sqlite3.Error, diskcache.Timeout):
             raise
         except Exception as e:  # a damaged pickle: as if there were no record (the task reruns)
-            logger.bind(lp_scope="little_pipelines").warning(
+            lib_logger.warning(
                 "The stored record of task {!r} could not be read ({}: {}); it will run again.",
                 name, type(e).__name__, e,
             )
@@ -296,7 +296,7 @@ class Store:
             now = record.get("digest") if record else None
             if now != digest and (now is None or blob is MISSING or digest_bytes(blob) == now):
                 return MISSING  # replaced or forgotten by another run meanwhile: not damage
-        logger.bind(lp_scope="little_pipelines").warning(
+        lib_logger.warning(
             "The stored result of task {!r} is damaged (its value file was {}); it was "
             "discarded and the task will run again.",
             name, "deleted" if blob is MISSING else "changed or truncated",
