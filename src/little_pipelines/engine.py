@@ -78,7 +78,6 @@ class Run(Recorder):
         self.probe = Probe()
         self._texts_saved: set[str] = set()
         self.states: dict[str, State] = {}  # what each decided task's fingerprint was made of
-        self.files = self.probe.files
         self.store = self.pipeline._store_or_open()
         self.records = self.store.records(self.options.selected)
         self._pending: dict[str, Job] = {}
