@@ -153,8 +153,3 @@ class FileDigests:
             stamp = (st.st_size, st.st_mtime_ns, digest_file(path))
         self._stamps[path] = stamp
         return stamp
-
-    def forget(self, paths: Iterable[str]) -> None:
-        """Drop memoised stamps (after a task ran, its inputs may have been rewritten)."""
-        for path in paths:
-            self._stamps.pop(path, None)

@@ -48,7 +48,6 @@ class Outcome:
     #: captured log records when the task ran away from the driver:
     #: (epoch time, level name, message)
     logs: list[tuple[float, str, str]] = field(default_factory=list)
-    worker: str = ""
     #: the value's type name, sent with its pickled bytes from a remote worker
     kind: str = ""
 
@@ -79,7 +78,7 @@ def call_task(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
 
 
 def _attempts(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
-    out = Outcome(ok=False, worker=f"{os.getpid()}:{threading.current_thread().name}")
+    out = Outcome(ok=False)
     for attempt in range(call.retries + 1):
         if attempt:
             delay = call.delays[min(attempt - 1, len(call.delays) - 1)] if call.delays else 0.0
