@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import FingerprintError, StoreError
@@ -32,7 +31,7 @@ from .freshness import (
 )
 from .locks import TaskLocks
 from .recording import Job, Recorder, now
-from .report import Reason, RunReport, TaskOutcome
+from .report import Reason, RunReport, TaskOutcome, fmt_time
 from .values import RunValues
 from .worker import Attempt, Call, Outcome
 
@@ -283,7 +282,7 @@ class Run(Recorder):
             self.digests[name] = record["digest"]
             task.is_skipped = not opts.planned
             self._remember_stamps(name, record, state)
-            created = _fmt_time(record.get("created_at", 0.0))
+            created = fmt_time(record.get("created_at", 0.0))
             self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
             return None
         if opts.planned:
@@ -370,10 +369,6 @@ def _can_stop(backend: Backend) -> bool:
     return isinstance(backend.executor, SequentialExecutor) and (
         threading.current_thread() is threading.main_thread()
     )
-
-
-def _fmt_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 __all__ = ["Options", "Run"]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .report import STATUS_STYLE, Reason
+from .report import STATUS_STYLE, Reason, fmt_time
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -118,8 +117,7 @@ def _stamp(stamp: Any) -> str:
     if not stamp:
         return "(none)"
     size, mtime_ns, digest = stamp
-    when = datetime.fromtimestamp(mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{size} bytes, modified {when}, xxh3 {digest[:12]}"
+    return f"{size} bytes, modified {fmt_time(mtime_ns / 1e9)}, xxh3 {digest[:12]}"
 
 
 def _read(path: str) -> str | None:

@@ -28,7 +28,7 @@ from .fingerprint import (
     short_repr,
     value_digest,
 )
-from .report import Reason
+from .report import Reason, fmt_time
 
 if TYPE_CHECKING:
     from .codefp import CodeIndex
@@ -275,14 +275,14 @@ def _expiry_reasons(record: Record, *, run_id: str, now: datetime) -> list[Reaso
     kind = record.get("expiry", "never")
     ts = now.timestamp()
     if record.get("created_at", 0.0) > ts + _CLOCK_SKEW:
-        return [Reason("clock_moved_back", detail=_local(record["created_at"]))]
+        return [Reason("clock_moved_back", detail=fmt_time(record["created_at"], zone=True))]
     if kind == "session" and record.get("session") != expire.session_id():
         return [Reason("session_ended")]
     if kind == "on_complete" and record.get("run_id") != run_id:
         return [Reason("run_ended")]
     expires_at = record.get("expires_at")
     if expires_at is not None and ts >= expires_at:
-        return [Reason("expired", detail=_local(expires_at))]
+        return [Reason("expired", detail=fmt_time(expires_at, zone=True))]
     return []
 
 
@@ -297,10 +297,6 @@ def expiry_fields(task: Task, now: datetime, *, run_id: str, drop_none: bool) ->
         "session": expire.session_id() if kind == "session" else None,
         "run_id": run_id,
     }
-
-
-def _local(ts: float) -> str:
-    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def inputs_after_run(state: State, log: Any) -> State:

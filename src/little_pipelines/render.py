@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import is_dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from .report import STATUS_STYLE, Reason, RunReport, TaskOutcome
+from .report import STATUS_STYLE, Reason, RunReport, TaskOutcome, fmt_time
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -68,13 +67,6 @@ def make_console(file: IO[str] | None = None, *, stderr: bool = False, **options
 
 
 # -- small formatters -------------------------------------------------------------------
-def fmt_time(ts: float | None) -> str:
-    """A local wall-clock time, e.g. 2024-05-01 13:45:10."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"

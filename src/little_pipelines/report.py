@@ -7,6 +7,7 @@ these same objects, so "why did this run?" has one answer everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineFailedError
@@ -41,6 +42,16 @@ REASON_TEXT: dict[str, str] = {
     "interrupted": "the run was interrupted (Ctrl-C)",
     "error": "{detail}",
 }
+
+
+def fmt_time(ts: float | None, *, zone: bool = False) -> str:
+    """A local wall-clock time, e.g. 2024-05-01 13:45:10 (with its zone if asked); "-" for None."""
+    if ts is None:
+        return "-"
+    moment = datetime.fromtimestamp(ts)
+    if zone:
+        return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True)
