@@ -10,6 +10,7 @@ the current state with the recorded one part by part gives the reasons as data.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import marshal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -61,8 +62,9 @@ class State:
     params_text: dict[str, str] = field(default_factory=dict)
     sources_text: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
+        # Read once the state is complete (to decide, then to record): hashed once.
         parts: list[Any] = [
             ("schema", SCHEMA),
             ("code", tuple((key, s[2]) for key, s in sorted(self.code.items()))),
