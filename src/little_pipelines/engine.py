@@ -116,6 +116,8 @@ class Run(Recorder):
             # Each run opens the lock file anew: without this, a process that runs
             # a pipeline every minute runs out of file descriptors within a day.
             self.locks.close()
+            for name in opts.selected:  # params were fixed for this run only (see _options)
+                self.pipeline._tasks[name]._effective_params = None
             self._end_of_run()
             self.report.duration = time.perf_counter() - start
         return self.report

@@ -271,8 +271,6 @@ class Pipeline:
             raise
         finally:
             self._run = None
-            for name in options.selected:  # params were fixed for the run only
-                self._tasks[name]._effective_params = None
 
     def _options(
         self,
