@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import LittlePipelinesError
+from .errors import LittlePipelinesError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -252,10 +252,6 @@ def _t(*parts: Any) -> Any:
     from rich.text import Text
 
     return Text.assemble(*parts)
-
-
-class UsageError(LittlePipelinesError, ValueError):
-    """A command line that asks for something impossible (exit status 2)."""
 
 
 # -- the command line ------------------------------------------------------------------------

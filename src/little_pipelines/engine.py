@@ -6,6 +6,9 @@ stored by this process (the driver owns the cache) the moment they arrive, and
 `done()` releases the tasks that waited on them. A plan walks the same loop
 without running or storing anything. How each outcome is stored and reported
 lives in `recording.py`; the values passed between tasks in `values.py`.
+
+A run is given a `RunSpec` (plain data, see `spec.py`) and returns a
+`RunResult`; it knows nothing of the `Pipeline` class.
 """
 
 from __future__ import annotations
@@ -16,13 +19,11 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import FingerprintError, StoreError
-from .executors import Backend, TaskNotSendable, resolve
+from .errors import FingerprintError, StoreError, TaskNotSendable
+from .executors import Backend, resolve
 from .freshness import (
     Probe,
     State,
@@ -32,65 +33,47 @@ from .freshness import (
 from .locks import TaskLocks
 from .recording import Job, Recorder, now
 from .report import Reason, RunReport, TaskOutcome, fmt_time
+from .spec import RunResult, RunSpec
 from .values import RunValues
 from .worker import Attempt, Call, Outcome
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
     from .store import Record
     from .task import Task
 
 _WILL_RUN = "<will run>"  # a plan's stand-in digest for a task that would run
 
 
-@dataclass
-class Options:
-    """What the caller asked of one run, normalised and checked by the pipeline."""
-
-    selected: list[str]
-    deps: Mapping[str, list[str]]
-    inputs: Mapping[str, list[str]]
-    force_all: bool = False
-    force: frozenset[str] = frozenset()
-    skip: frozenset[str] = frozenset()
-    planned: bool = False
-    executor: Any = None  # a name, an Executor or a Dask Client (see executors.resolve)
-    workers: int | None = None
-    scheduler: str | None = None
-    #: called as progress("start", name, None) and progress("finish", name, outcome)
-    progress: Callable[[str, str, TaskOutcome | None], None] | None = None
-
-
-@dataclass
-class Run(Recorder):
+class Run:
     """The state of one run; the pipeline reads `value()` while it is active."""
 
-    pipeline: Pipeline
-    options: Options
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    digests: dict[str, str | None] = field(default_factory=dict)
-    failed: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.report = RunReport(self.pipeline.name, run_id=self.run_id,
-                                planned=self.options.planned)
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.run_id = uuid.uuid4().hex[:12]
         self.probe = Probe()
-        self._texts_saved: set[str] = set()
         self.states: dict[str, State] = {}  # what each decided task's fingerprint was made of
-        self.store = self.pipeline._store_or_open()
-        self.records = self.store.records(self.options.selected)
+        self.store = spec.store
+        self.records = self.store.records(spec.selected)
         self._pending: dict[str, Job] = {}
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._abandoned = False
-        self.locks = TaskLocks(self.pipeline.folder)
-        self.values = RunValues(self.store, self.options.deps, self.options.selected,
-                                self.digests)
+        self.locks = TaskLocks(spec.lock_dir)
+        #: each decided task's result digest (None: it has no usable result)
+        self.digests: dict[str, str | None] = {}
+        self.values = RunValues(self.store, spec.deps, spec.selected, self.digests)
+        self.recorder = Recorder(spec, self.run_id, self.records, self.values, self.digests)
+        self.failed = self.recorder.failed
+
+    @property
+    def report(self) -> RunReport:
+        """The report so far (complete once `execute` returned)."""
+        return self.recorder.report
 
     # -- the loop ----------------------------------------------------------------
-    def execute(self) -> RunReport:
+    def execute(self) -> RunResult:
         """Walk the graph: decide each ready task, submit what must run, store what returns."""
-        opts = self.options
+        opts = self.spec
         start = time.perf_counter()
         self.report.started_at = time.time()
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
@@ -99,7 +82,7 @@ class Run(Recorder):
             sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
         sorter.prepare()
         self._backend = None if opts.planned else resolve(
-            opts.executor, opts.workers, self.pipeline, opts.scheduler
+            opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
         try:
             self._loop(sorter)
@@ -116,14 +99,12 @@ class Run(Recorder):
             # Each run opens the lock file anew: without this, a process that runs
             # a pipeline every minute runs out of file descriptors within a day.
             self.locks.close()
-            for name in opts.selected:  # params were fixed for this run only (see _options)
-                self.pipeline._tasks[name]._effective_params = None
             self._end_of_run()
             self.report.duration = time.perf_counter() - start
-        return self.report
+        return RunResult(self.report, self.states, self.records, self.digests)
 
     def _loop(self, sorter: graphlib.TopologicalSorter[str]) -> None:
-        opts = self.options
+        opts = self.spec
         index = {name: i for i, name in enumerate(opts.selected)}
         ready: list[int] = []
         while sorter.is_active():
@@ -183,12 +164,12 @@ class Run(Recorder):
         assert backend is not None
         delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
             task.retry_delay]
-        call = Call(task.retries, tuple(delays), task.timeout)
+        call = Call(task.retries, tuple(delays), task.timeout, params=self.spec.params[task.name])
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
-        if self.options.progress is not None:
-            self.options.progress("start", task.name, None)
+        if self.spec.progress is not None:
+            self.spec.progress("start", task.name, None)
         self._pending[task.name] = job
         try:
             fut = backend.submit(task, lambda: self.values.for_function(task),
@@ -212,7 +193,7 @@ class Run(Recorder):
             name, fut = item
             job = self._pending.pop(name, None)
             if job is not None:  # None: it had timed out and was given up on
-                self._finish(job, fut)
+                self.recorder.finish(job, fut, remote=bool(self._backend and self._backend.remote))
                 sorter.done(name)
             try:
                 item = self._finished.get_nowait()
@@ -227,34 +208,33 @@ class Run(Recorder):
                 self._abandoned = True
                 if job.lock is not None:
                     job.lock.release()
-                self._fail(job.task, f"TaskTimeout: gave up after {job.task.timeout}s "
-                           f"(timeout=); this executor cannot stop the work, which was "
-                           f"abandoned", duration=job.task.timeout or 0.0, record=job.record,
-                           reasons=job.reasons)
-                self._release(name)
+                self.recorder.fail(job.task, f"TaskTimeout: gave up after {job.task.timeout}s "
+                                   f"(timeout=); this executor cannot stop the work, which "
+                                   f"was abandoned", duration=job.task.timeout or 0.0,
+                                   record=job.record, reasons=job.reasons)
+                self.values.settled(name)
                 sorter.done(name)
 
     def _interrupted(self) -> None:
         """Ctrl-C: what was running is marked interrupted, what had not started is skipped."""
         reason = Reason("interrupted")
         for name, job in self._pending.items():
-            self._record(TaskOutcome(name, "interrupted", (*job.reasons, reason)))
+            self.recorder.add(TaskOutcome(name, "interrupted", (*job.reasons, reason)))
             job.task.logger.warning("interrupted")
-        for name in self.options.selected:
+        for name in self.spec.selected:
             if name not in self.report.outcomes:
-                self._record(TaskOutcome(name, "skipped", (reason,)))
+                self.recorder.add(TaskOutcome(name, "skipped", (reason,)))
         self.report.interrupted = True
 
     # -- deciding --------------------------------------------------------------------
     def _decide(self, name: str) -> Job | None:
         """Settle the task now (cached, skipped, blocked) or return what to run."""
-        opts = self.options
-        task = self.pipeline._tasks[name]
+        opts = self.spec
+        task = opts.tasks[name]
         record = self.records.get(name)
         if name in opts.skip:
             self.digests[name] = record.get("digest") if record else None
-            task.is_skipped = not opts.planned
-            self._settle(name, "skipped", [Reason("skip_requested")], record)
+            self.recorder.settle(name, "skipped", [Reason("skip_requested")], record)
             return None
         upstream, blocked = self._upstream_digests(task)
         if blocked is not None:
@@ -268,11 +248,12 @@ class Run(Recorder):
             upstream = {d: old.get(d, digest) if d in waiting else digest
                         for d, digest in upstream.items()}
         try:
-            state = current_state(task, record, self.probe, opts.inputs[name], upstream)
+            state = current_state(task, record, self.probe, opts.inputs[name], upstream,
+                                  opts.params[name])
         except (OSError, FingerprintError) as e:
             why = f"could not read its files: {e}" if isinstance(e, OSError) else str(e)
-            self._fail(task, why, record=record)
-            self._release(name)
+            self.recorder.fail(task, why, record=record)
+            self.values.settled(name)
             return None
         self.states[name] = state
         forced = opts.force_all or name in opts.force
@@ -282,17 +263,16 @@ class Run(Recorder):
         if not reasons and not waiting:
             assert record is not None
             self.digests[name] = record["digest"]
-            task.is_skipped = not opts.planned
             self._remember_stamps(name, record, state)
             created = fmt_time(record.get("created_at", 0.0))
-            self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
+            self.recorder.settle(name, "cached", [Reason("unchanged", detail=created)], record)
             return None
         if opts.planned:
             self.digests[name] = _WILL_RUN
             if reasons:
-                self._settle(name, "run", reasons, record)
+                self.recorder.settle(name, "run", reasons, record)
                 return None
-            self._settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
+            self.recorder.settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
             return None
         return Job(task, state, reasons, record)
 
@@ -302,7 +282,7 @@ class Run(Recorder):
         Without this, a touched file (a checkout, a copy) would be hashed again on
         every later run, since its size and mtime never match the record again.
         """
-        if self.options.planned:
+        if self.spec.planned:
             return  # a plan stores nothing
         if state.code == record.get("code") and state.inputs == record.get("inputs"):
             return
@@ -315,7 +295,7 @@ class Run(Recorder):
     def _upstream_digests(self, task: Task) -> tuple[dict[str, str], tuple[str, str] | None]:
         """Result digests of the task's dependencies, or (why, which) it cannot run."""
         digests: dict[str, str] = {}
-        for dep in self.options.deps[task.name]:
+        for dep in self.spec.deps[task.name]:
             if dep in self.failed:
                 return digests, ("upstream_failed", dep)
             if dep in self.digests:
@@ -332,11 +312,10 @@ class Run(Recorder):
         reason = Reason(why, dep)
         if why == "upstream_failed" and task.if_upstream_errors == "FAIL":
             self.failed.add(task.name)
-            self._settle(task.name, "failed", [reason], self.records.get(task.name))
+            self.recorder.settle(task.name, "failed", [reason], self.records.get(task.name))
         else:
             self.digests[task.name] = None
-            task.is_skipped = not self.options.planned
-            self._settle(task.name, "skipped", [reason], self.records.get(task.name))
+            self.recorder.settle(task.name, "skipped", [reason], self.records.get(task.name))
 
     def value(self, name: str) -> Any:
         """A fresh copy of a task's result during the run (see RunValues), or MISSING."""
@@ -345,7 +324,7 @@ class Run(Recorder):
     # -- finishing ------------------------------------------------------------------
     def _end_of_run(self) -> None:
         """Results marked `on_complete` served this run; now they expire."""
-        if self.options.planned:
+        if self.spec.planned:
             return
         ended = [
             name for name, rec in self.records.items()
@@ -357,7 +336,7 @@ class Run(Recorder):
             try:
                 self.store.drop_values(ended)
             except OSError as e:  # the records name this run, so they count as expired anyway
-                self.pipeline._tasks[ended[0]].logger.warning(
+                self.spec.tasks[ended[0]].logger.warning(
                     "on_complete values not dropped: {}", e)
         self.values.clear()
 
@@ -373,4 +352,4 @@ def _can_stop(backend: Backend) -> bool:
     )
 
 
-__all__ = ["Options", "Run"]
+__all__ = ["Run"]

@@ -4,9 +4,10 @@ The engine has one loop for all of them; a `Backend` only says how a task
 travels to its executor:
 
 * in this process (sequential, threads): the Task object itself;
-* our own process pool: just the task's name — the pool is forked after the
-  pipeline is registered here, so each worker already holds every task, even
-  classic tasks defined in a script's `__main__`;
+* our own process pool: just the task's name — the pool's workers are forked
+  with the run's task map as their initializer's argument (fork copies it, it
+  is never pickled), so each worker already holds every task, even classic
+  tasks defined in a script's `__main__`;
 * anything else (Dask, a pool the user built): the task pickled by value with
   cloudpickle (shipped with Dask), upstream values as pickled bytes; with Dask,
   large values are scattered to the cluster once per run.
@@ -19,26 +20,24 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import LittlePipelinesError, did_you_mean
+from .errors import ExecutorError, TaskNotSendable, did_you_mean
 from .worker import Call, Outcome, call_task, init_process_worker
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
     from .task import Task
+
+#: The tasks a forked pool worker serves, set once in each worker by
+#: `_init_forked_worker` (the driver never sets it).
+_WORKER_TASKS: Mapping[str, Task] = {}
+Tasks = Mapping[str, "Task"]
 
 T = TypeVar("T")
 _DASK_HINT = "pip install 'little-pipelines[dask]'"
 _SCATTER_BYTES = 1 << 20  # upstream values larger than this go to a Dask cluster once
-_REGISTRY: dict[str, Pipeline] = {}
-
-
-class ExecutorError(LittlePipelinesError, ValueError):
-    """An executor that cannot be used (unknown name, missing optional dependency)."""
 
 
 class SequentialExecutor(Executor):
@@ -103,19 +102,14 @@ class LocalBackend(Backend):
 
 
 class ForkBackend(Backend):
-    """Our own process pool, forked after the pipeline was registered: names travel."""
+    """Our own process pool, its workers forked holding the run's tasks: names travel."""
 
-    def __init__(self, executor: Executor, key: str) -> None:
+    def __init__(self, executor: Executor) -> None:
         super().__init__(executor, owned=True)
-        self.key = key
 
     def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
                blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
-        return self.executor.submit(call_registered, self.key, task.name, dict(blobs()), call)
-
-    def close(self, *, cancel: bool = False) -> None:
-        super().close(cancel=cancel)
-        _REGISTRY.pop(self.key, None)
+        return self.executor.submit(call_forked, task.name, dict(blobs()), call)
 
 
 def _stop_workers(executor: Executor) -> None:
@@ -130,9 +124,12 @@ def _stop_workers(executor: Executor) -> None:
         proc.terminate()
 
 
-def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
+def resolve(spec: Any, workers: int | None, tasks: Tasks,
             scheduler: str | None = None) -> Backend:
-    """Turn `executor=` (a name, an Executor or a Dask Client) into a Backend."""
+    """Turn `executor=` (a name, an Executor or a Dask Client) into a Backend.
+
+    `tasks` is the run's task map, which our own forked process pool inherits.
+    """
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ExecutorError(f"workers must be a whole number >= 1, got {workers!r}.")
     if spec is None or isinstance(spec, str):
@@ -143,7 +140,7 @@ def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
                 f"a concurrent.futures.Executor or a dask.distributed.Client. "
                 + did_you_mean(name, _FACTORIES, "executors")
             )
-        return _FACTORIES[name](workers, pipeline, scheduler)
+        return _FACTORIES[name](workers, tasks, scheduler)
     if isinstance(spec, (SequentialExecutor, ThreadPoolExecutor)):
         return LocalBackend(spec, owned=False)
     if isinstance(spec, Executor):
@@ -156,35 +153,34 @@ def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
     )
 
 
-def _sequential(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _sequential(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     return LocalBackend(SequentialExecutor(), owned=True)
 
 
-def _threads(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _threads(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     return LocalBackend(
         ThreadPoolExecutor(workers or (os.cpu_count() or 2) * 2, thread_name_prefix="lp"),
         owned=True,
     )
 
 
-def _processes(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _processes(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     # Imported here: multiprocessing costs ~5 ms at import, paid only by those who use it.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     n = workers or os.cpu_count() or 2
     if "fork" in multiprocessing.get_all_start_methods():
-        key = uuid.uuid4().hex
-        _REGISTRY[key] = pipeline
+        # With fork, a worker's initializer arguments are inherited, not pickled.
         pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=init_process_worker)
-        return ForkBackend(pool, key)
+                                   initializer=_init_forked_worker, initargs=(tasks,))
+        return ForkBackend(pool)
     # No fork (Windows, macOS by choice): tasks travel pickled by value.
     pool = ProcessPoolExecutor(n, initializer=init_process_worker)
     return Backend(pool, owned=True)
 
 
-def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _dask(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -200,8 +196,8 @@ def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Bac
     return Backend(client.get_executor(pure=False), owned=True, client=client)
 
 
-#: executor name -> factory(workers, pipeline, scheduler)
-_FACTORIES: dict[str, Callable[[int | None, Pipeline, str | None], Backend]] = {
+#: executor name -> factory(workers, tasks, scheduler)
+_FACTORIES: dict[str, Callable[[int | None, Tasks, str | None], Backend]] = {
     "sequential": _sequential,
     "threads": _threads,
     "processes": _processes,
@@ -212,9 +208,16 @@ _FACTORIES: dict[str, Callable[[int | None, Pipeline, str | None], Backend]] = {
 # -- on the worker ---------------------------------------------------------------------
 
 
-def call_registered(key: str, name: str, blobs: Mapping[str, bytes], call: Call) -> Outcome:
-    """In a forked worker: find the task in the inherited registry and run it."""
-    task = _REGISTRY[key]._tasks[name]
+def _init_forked_worker(tasks: Tasks) -> None:
+    """Initializer of our forked pool's workers: keep the run's tasks, then set up."""
+    global _WORKER_TASKS
+    _WORKER_TASKS = tasks
+    init_process_worker()
+
+
+def call_forked(name: str, blobs: Mapping[str, bytes], call: Call) -> Outcome:
+    """In a forked worker: find the task among those it inherited and run it."""
+    task = _WORKER_TASKS[name]
     return _finish_remote(call_task(task, _unpickle(blobs), _remote(call)))
 
 
@@ -267,14 +270,3 @@ def _pickle_task(task: Task) -> bytes:
             return bytes(cloudpickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as e:
             raise TaskNotSendable(task.name, f"{type(e).__name__}: {e}") from None
-
-
-class TaskNotSendable(LittlePipelinesError, TypeError):
-    """A task that cannot be sent to a worker process (its code or state won't pickle)."""
-
-    def __init__(self, task: str, why: str) -> None:
-        super().__init__(
-            f"Task {task!r} cannot be sent to a worker: {why}. Keep what the task refers to "
-            f"picklable (no open files, locks or connections at module level), or use "
-            f"executor='threads'."
-        )

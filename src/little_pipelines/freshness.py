@@ -140,8 +140,12 @@ def current_state(
     probe: Probe,
     input_paths: list[str],
     upstream: Mapping[str, str],
+    params: Mapping[str, Any],
 ) -> State:
-    """Take the task's state, re-reading only files whose stat changed since `record`."""
+    """Take the task's state, re-reading only files whose stat changed since `record`.
+
+    `params` are the task's params as fixed for the run (see `spec.build_spec`).
+    """
     old_code: dict[str, FileStamp] = record.get("code", {}) if record else {}
     old_inputs: dict[str, FileStamp] = record.get("inputs", {}) if record else {}
     state = State(upstream=dict(upstream))
@@ -162,7 +166,7 @@ def current_state(
         for path in input_paths:
             state.inputs[path] = probe.files.stamp(path, old_inputs.get(path))
     ignored = set(task.ignore_params or ())
-    for key, value in sorted(task.params.items()):
+    for key, value in sorted(params.items()):
         if key not in ignored:
             state.params[key] = _digest_of(task, "param", key, value)
             state.params_text[key] = short_repr(value)
@@ -196,10 +200,10 @@ def code_mode(task: Task) -> str:
     return task.code or getattr(task.pipeline, "code", None) or "module"
 
 
-def check_params(task: Task) -> None:
+def check_params(task: Task, params: Mapping[str, Any]) -> None:
     """Raise FingerprintError if a param (not ignored) cannot be fingerprinted."""
     ignored = set(task.ignore_params or ())
-    for key, value in task.params.items():
+    for key, value in params.items():
         if key not in ignored:
             _digest_of(task, "param", key, value)
 

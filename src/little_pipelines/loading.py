@@ -24,25 +24,11 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from .errors import LittlePipelinesError
+from .errors import LoadError
 from .pipeline import Pipeline
 from .task import Task, find_tasks
 
 __all__ = ["LoadError", "load_pipeline"]
-
-
-class LoadError(LittlePipelinesError, ImportError):
-    """The PIPELINE argument names nothing that can be loaded.
-
-    `details` is the traceback of the user's code when importing it failed, else "".
-    """
-
-    def __init__(self, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.details = details
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def load_pipeline(spec: str, name: str | None = None) -> Pipeline:
@@ -230,8 +216,8 @@ def _gather_module(module: ModuleType, spec: str, name: str) -> Pipeline:
     owners = {id(t.pipeline): t.pipeline for t in ordered if t.pipeline is not None}
     if len(owners) == 1 and all(t.pipeline is not None for t in ordered):
         only = next(iter(owners.values()))
-        assert only is not None
-        return only  # the tasks' own pipeline, made out of sight (inside a function)
+        if isinstance(only, Pipeline):
+            return only  # the tasks' own pipeline, made out of sight (inside a function)
     return _gather(ordered, name, spec)
 
 

@@ -5,22 +5,25 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import graph
-from .engine import Options, Run
+from .engine import Run
 from .errors import (
-    LittlePipelinesError,
+    InvalidOptionError,
+    NoResultError,
     PipelineValidationError,
     TaskDefinitionError,
     UnknownTaskError,
 )
 from .fingerprint import expand_inputs
-from .freshness import Probe, check_params, current_state
+from .freshness import Probe, current_state
 from .log import ensure_console, run_logger
 from .report import RunReport, TaskOutcome
+from .spec import RunResult, RunSpec, Selection, TaskNames, build_spec, check_names
 from .store import MISSING, Store
 from .task import Task
 
@@ -30,8 +33,6 @@ if TYPE_CHECKING:
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]*")
 _HOME_ENV = "LITTLE_PIPELINES_HOME"
 _LOG_ENV = "LOG_DIR"
-
-TaskNames = str | Task | Iterable[str | Task] | None
 
 
 class Pipeline:
@@ -63,7 +64,7 @@ class Pipeline:
     ) -> None:
         self.name = _check_name(name)
         if code not in ("module", "function"):
-            raise ValueError(
+            raise InvalidOptionError(
                 f"code must be 'module' (a task's whole defining file counts) or 'function' "
                 f"(its functions and what they use), got {code!r}."
             )
@@ -112,9 +113,8 @@ class Pipeline:
             self._duplicates.append(task.name)
             return
         self._tasks[task.name] = task
-        task.pipeline = self
-        task._logger = None  # rebind to this pipeline's log folder
-        self._changed()
+        task.attach(self)  # the logger follows this pipeline's log folder
+        self.definition_changed()
 
     def task(
         self,
@@ -139,8 +139,22 @@ class Pipeline:
 
         return decorate(fn) if fn is not None else decorate
 
-    def _changed(self) -> None:
+    def definition_changed(self) -> None:
+        """A task's dependencies changed: forget the execution order (see `task.Host`)."""
         self._order = None
+
+    def tasks_by_name(self) -> Mapping[str, Task]:
+        """Every task by name, in the order they were added (a read-only view)."""
+        return MappingProxyType(self._tasks)
+
+    def task_names(self) -> list[str]:
+        """The tasks' names in execution order (validates the pipeline)."""
+        return list(self._ordered_names())
+
+    def dependency_map(self) -> dict[str, list[str]]:
+        """Each task's dependencies by name, tasks in execution order (validates)."""
+        deps = self._deps()
+        return {n: deps[n] for n in self._ordered_names()}
 
     @property
     def ntasks(self) -> int:
@@ -176,11 +190,9 @@ class Pipeline:
             f"(rename one)."
             for n in dict.fromkeys(self._duplicates)
         ]
-        missing_run = False
         for task in self._tasks.values():
-            found = task.definition_problems(self._tasks)
-            missing_run = missing_run or any("missing 'run' process" in p for p in found)
-            problems += found
+            problems += task.definition_problems(self._tasks)
+        missing_run = [t.name for t in self._tasks.values() if not t.has_run]
         graph_problems, cycle = graph.check(self._deps())
         problems += graph_problems
         if problems:
@@ -225,17 +237,17 @@ class Pipeline:
 
         Task failures do not raise: see `report.failed` or `report.raise_for_failures()`.
         """
-        options = self._options(targets, force, force_tasks, skip_tasks, single_task, dry_run)
-        options.progress = progress
-        options.executor, options.workers, options.scheduler = executor, workers, scheduler
+        selection = Selection(targets, force, force_tasks, skip_tasks, single_task, dry_run)
         if dry_run:
-            return self._walk(options)
+            return self._walk(self._spec(selection, progress=progress)).report
         ensure_console()
         self.failures = []
         for task in self._tasks.values():
             task.is_executed = False
             task.is_skipped = False
-        report = self._walk(options)
+        spec = self._spec(selection, progress=_flag_setter(self._tasks, progress),
+                          executor=executor, workers=workers, scheduler=scheduler)
+        report = self._walk(spec).report
         self.failures = report.failed
         self.last_report = report
         self._store_or_open().add_history(report.as_dict())
@@ -258,8 +270,8 @@ class Pipeline:
         """
         return self.execute(targets, force, force_tasks, skip_tasks, True, single_task)
 
-    def _walk(self, options: Options) -> RunReport:
-        run = Run(self, options)
+    def _walk(self, spec: RunSpec) -> RunResult:
+        run = Run(spec)
         self._run = run
         try:
             return run.execute()
@@ -272,55 +284,12 @@ class Pipeline:
         finally:
             self._run = None
 
-    def _options(
-        self,
-        targets: TaskNames,
-        force: bool,
-        force_tasks: TaskNames,
-        skip_tasks: TaskNames,
-        single_task: str | Task | None,
-        planned: bool,
-    ) -> Options:
-        """Check every name and input before anything runs, and select the tasks."""
-        order = self._ordered_names()  # validates
-        deps = self._deps()
-        forced = frozenset(self._names(force_tasks, "force_tasks"))
-        skipped = frozenset(self._names(skip_tasks, "skip_tasks"))
-        if single_task is not None:
-            only = self._names(single_task, "single_task")
-            chosen, forced = set(only), forced | set(only)
-        elif targets is not None:
-            chosen = graph.upstream(deps, self._names(targets, "targets"))
-        else:
-            chosen = set(order)
-        selected = [n for n in order if n in chosen]
-        for n in selected:  # fixed for the run, and travelling with the task to workers
-            task = self._tasks[n]
-            task._effective_params = None
-            task._effective_params = task.params
-            check_params(task)
-            _check_expiry(task)
-        inputs = {
-            n: expand_inputs(t.input_files, task=n) if t.hash_inputs and n not in skipped else []
-            for n in selected
-            for t in (self._tasks[n],)
-        }
-        return Options(
-            selected=selected, deps=deps, inputs=inputs, force_all=bool(force),
-            force=forced, skip=skipped, planned=planned,
-        )
-
-    def _names(self, names: TaskNames, where: str) -> list[str]:
-        if names is None:
-            return []
-        items: Iterable[str | Task] = [names] if isinstance(names, (str, Task)) else names
-        out = []
-        for n in items:
-            key = n.name if isinstance(n, Task) else n
-            if key not in self._tasks:
-                raise UnknownTaskError(str(key), self._tasks, where=where)
-            out.append(key)
-        return out
+    def _spec(self, selection: Selection, **options: Any) -> RunSpec:
+        """The run's plain data: names checked, tasks selected, params fixed (validates)."""
+        order = self._ordered_names()
+        return build_spec(self.name, self._tasks, order, self._deps(), selection,
+                          store=self._store_or_open(), lock_dir=self.folder,
+                          expire_none=self.expire_results_if_none, **options)
 
     # -- results ----------------------------------------------------------------------
     def get_result(self, name: str | Task, default: Any = None) -> Any:
@@ -336,7 +305,9 @@ class Pipeline:
         """
         from .explain import explain
 
-        return explain(self, self.get_task(name).name)
+        key = self.get_task(name).name
+        result = Run(self._spec(Selection(targets=[key], planned=True))).execute()
+        return explain(result, key, self._store_or_open())
 
     def accept(self, names: TaskNames) -> list[str]:
         """Mark the tasks' current code, inputs, params and sources as matching their
@@ -346,7 +317,7 @@ class Pipeline:
         still reruns. Returns the names accepted; a task with no stored result is
         an error (run it first).
         """
-        chosen = self._names(names, "accept")
+        chosen = check_names(self._tasks, names, "accept")
         self.validate()
         ensure_console()
         store = self._store_or_open()
@@ -355,14 +326,14 @@ class Pipeline:
         for name in chosen:
             record = store.record(name)
             if record is None:
-                raise LittlePipelinesError(
+                raise NoResultError(
                     f"Task {name!r} has no stored result to accept; run it first "
-                    f"(pipeline.execute(targets=[{name!r}]))."
+                    f"(pipeline.execute(targets=[{name!r}])).", task=name
                 )
             task = self._tasks[name]
-            task._effective_params = None
             inputs = expand_inputs(task.input_files, task=name) if task.hash_inputs else []
-            state = current_state(task, record, probe, inputs, record.get("upstream", {}))
+            state = current_state(task, record, probe, inputs, record.get("upstream", {}),
+                                  task.params)
             store.update_record(name, **state.record_fields(), accepted_at=time.time())
             run_logger(name, self.log_dir).info(
                 "accepted: its current code, inputs, params and sources now match its result"
@@ -393,7 +364,8 @@ class Pipeline:
     def clear(self, names: TaskNames = None) -> list[str]:
         """Forget stored results of these tasks (default: all); returns the names forgotten."""
         store = self._store_or_open()
-        chosen = self._names(names, "clear") if names is not None else list(store.names())
+        chosen = (check_names(self._tasks, names, "clear") if names is not None
+                  else list(store.names()))
         return store.forget(chosen)
 
     def stored_names(self) -> list[str]:
@@ -419,29 +391,35 @@ class Pipeline:
         return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
 
 
-def _check_expiry(task: Task) -> None:
-    """Ask a time policy for its moment once, before anything runs.
+def _flag_setter(
+    tasks: Mapping[str, Task], progress: Callable[[str, str, TaskOutcome | None], None] | None
+) -> Callable[[str, str, TaskOutcome | None], None]:
+    """The run's progress callback, also setting the original's `is_executed`/`is_skipped`.
 
-    A user's expire_results function is otherwise first called when the task's
-    result is stored: a bad return value would then fail the task after it did
-    its work.
+    The flags are set from each outcome as it is reported, before any task below
+    it starts, so a task reading an upstream task's flag sees this run's, as it
+    did in the original. A task skipped because the run was interrupted keeps
+    its flags (it was never decided).
     """
-    policy = task.expire_results
-    if getattr(policy, "kind", None) != "time":
-        return
-    try:
-        policy.expires_at()
-    except Exception as e:
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: its expire_results policy {policy!r} failed: "
-            f"{type(e).__name__}: {e} Fix the function given as expire_results=, or use "
-            f"a built-in policy such as lp.expire.from_now(hours=1)."
-        ) from None
+
+    def on_progress(event: str, name: str, outcome: TaskOutcome | None) -> None:
+        if outcome is not None:
+            task = tasks[name]
+            if outcome.status == "executed":
+                task.is_executed, task.is_skipped = True, False
+            elif outcome.status == "cached" or (
+                    outcome.status == "skipped"
+                    and not any(r.kind == "interrupted" for r in outcome.reasons)):
+                task.is_skipped = True
+        if progress is not None:
+            progress(event, name, outcome)
+
+    return on_progress
 
 
 def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
-        raise ValueError(
+        raise InvalidOptionError(
             f"Pipeline name {name!r} is not a safe folder name: use letters, digits, '_', "
             f"'-', '.' and spaces, starting with a letter, digit or '_' (e.g. 'sales_etl')."
         )

@@ -5,8 +5,9 @@ arrives; a failure is recorded without touching the previously stored result;
 a task settled without running (reused, skipped, blocked) is reported. Every
 outcome goes to the run's report and its progress callback.
 
-`Recorder` is the part of `engine.Run` that does this; the engine keeps the
-loop that decides, locks and submits.
+A `Recorder` is held by the run (`engine.Run`), which keeps the loop that
+decides, locks and submits; the recorder writes what the run learns: the
+report, each task's record and result digest, the failures.
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ from .report import Reason, RunReport, TaskOutcome
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
-    from .engine import Options
-    from .executors import Backend
     from .locks import Held
-    from .pipeline import Pipeline
-    from .store import Record, Store
+    from .spec import RunSpec
+    from .store import Record
     from .task import Task
     from .values import RunValues
 
@@ -48,21 +47,30 @@ class Job:
 
 
 class Recorder:
-    """Stores results and records outcomes; mixed into `engine.Run`, whose state it uses."""
+    """Stores results and reports outcomes for one run.
 
-    pipeline: Pipeline
-    options: Options
-    run_id: str
-    report: RunReport
-    store: Store
-    records: dict[str, Record]
-    digests: dict[str, str | None]
-    failed: set[str]
-    values: RunValues
-    _backend: Backend | None
-    _texts_saved: set[str]
+    Parameters:
+        spec: the run's spec (its store, tasks, progress callback, planned or not).
+        run_id: the run's id, written into every record it stores.
+        records: the stored records the run read, kept current as results are stored.
+        values: the values in flight, told when a task is settled.
+        digests: each decided task's result digest, filled in as results are stored.
+    """
 
-    def _finish(self, job: Job, fut: Future[Any]) -> None:
+    def __init__(self, spec: RunSpec, run_id: str, records: dict[str, Record],
+                 values: RunValues, digests: dict[str, str | None]) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.store = spec.store
+        self.records = records
+        self.values = values
+        self.report = RunReport(spec.name, run_id=run_id, planned=spec.planned)
+        self.digests = digests
+        self.failed: set[str] = set()
+        self._texts_saved: set[str] = set()
+
+    def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> None:
+        """A submitted task came back (`remote`: its value arrives pickled): store or fail it."""
         task = job.task
         try:
             out: Outcome = fut.result()
@@ -75,17 +83,18 @@ class Recorder:
             failed = out.value if isinstance(out.value, PicklingFailed) else None
             error = (self._unpicklable(failed.kind, failed.error) if failed is not None
                      else out.error)
-            self._fail(task, error, duration=out.duration, record=job.record,
-                       reasons=job.reasons, attempts=len(out.attempts))
-        elif self._backend is not None and self._backend.remote:
-            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts))
+            self.fail(task, error, duration=out.duration, record=job.record,
+                      reasons=job.reasons, attempts=len(out.attempts))
+        elif remote:
+            self._store_result(job, out.kind, out.duration, blob=out.value,
+                               attempts=len(out.attempts))
         else:
-            self._store(job, out.value, out.duration, attempts=len(out.attempts))
+            self._store_result(job, out.value, out.duration, attempts=len(out.attempts))
         if retried:
             task.logger.info("took {} attempts", len(out.attempts))
         if job.lock is not None:
             job.lock.release()
-        self._release(task.name)
+        self.values.settled(task.name)
 
     @staticmethod
     def _unpicklable(kind: str, error: str) -> str:
@@ -93,7 +102,7 @@ class Recorder:
                 f"(numbers, strings, lists, dicts, DataFrames) instead of functions, locks or "
                 f"open connections.")
 
-    def _store(self, job: Job, value: Any, duration: float, *,
+    def _store_result(self, job: Job, value: Any, duration: float, *,
                blob: bytes | None = None, attempts: int = 1) -> None:
         task = job.task
         if blob is None:
@@ -101,9 +110,9 @@ class Recorder:
                 blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as e:
                 kind = f"{type(value).__module__}.{type(value).__qualname__}"
-                self._fail(task, self._unpicklable(kind, f"{type(e).__name__}: {e}"),
-                           duration=duration, record=job.record, reasons=job.reasons,
-                           attempts=attempts)
+                self.fail(task, self._unpicklable(kind, f"{type(e).__name__}: {e}"),
+                          duration=duration, record=job.record, reasons=job.reasons,
+                          attempts=attempts)
                 return
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
         else:
@@ -114,11 +123,11 @@ class Recorder:
         try:
             expiry = expiry_fields(
                 task, when, run_id=self.run_id,
-                drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
+                drop_none=kind == "builtins.NoneType" and self.spec.expire_none,
             )
         except Exception as e:  # a user's expire_results function (checked once before the run)
-            self._fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
-                       duration=duration, record=job.record, reasons=job.reasons)
+            self.fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
+                      duration=duration, record=job.record, reasons=job.reasons)
             return
         record: Record = {
             "schema": SCHEMA,
@@ -135,8 +144,8 @@ class Recorder:
             self.store.put(task.name, blob, record)
         except OSError as e:
             kept = " (its previous result is kept)" if job.record is not None else ""
-            self._fail(task, f"its result could not be written to the store{kept}: {e}",
-                       duration=duration, record=job.record, reasons=job.reasons)
+            self.fail(task, f"its result could not be written to the store{kept}: {e}",
+                      duration=duration, record=job.record, reasons=job.reasons)
             return
         try:
             texts = code_texts(job.state, self._texts_saved)
@@ -147,13 +156,11 @@ class Recorder:
         self.records[task.name] = record
         self.digests[task.name] = digest
         self.values.keep(task.name, blob)
-        task.is_executed = True
-        task.is_skipped = False
-        self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
+        self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
         _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
 
-    def _fail(
+    def fail(
         self,
         task: Task,
         error: str,
@@ -167,19 +174,20 @@ class Recorder:
         last = error.strip().splitlines()[-1] if error.strip() else "failed"
         outcome = TaskOutcome(task.name, "failed", (*(reasons or ()), Reason("error", detail=last)),
                               duration, error=error, attempts=attempts)
-        self._record(outcome)
+        self.add(outcome)
         task.logger.error("✗ failed after {:.3f}s: {}", duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
 
-    def _settle(
+    def settle(
         self, name: str, status: str, reasons: list[Reason], record: Record | None
     ) -> None:
+        """Report a task settled without running (reused, skipped, blocked, planned)."""
         stored = record.get("duration", 0.0) if record and status == "cached" else 0.0
         outcome = TaskOutcome(name, status, tuple(reasons), 0.0, stored_duration=stored)
-        self._record(outcome)
-        if not self.options.planned:
-            task = self.pipeline._tasks[name]
+        self.add(outcome)
+        if not self.spec.planned:
+            task = self.spec.tasks[name]
             log = _console(task)
             if status == "cached":
                 # Console only: a line per reused task in the run's log would cost a
@@ -190,15 +198,13 @@ class Recorder:
                 log.info("- skipped: {}", outcome.why)
             elif status == "failed":
                 log.error("✗ not run: {}", outcome.why)
-        self._release(name)
-
-    def _record(self, outcome: TaskOutcome) -> None:
-        self.report.add(outcome)
-        if self.options.progress is not None:
-            self.options.progress("finish", outcome.name, outcome)
-
-    def _release(self, name: str) -> None:
         self.values.settled(name)
+
+    def add(self, outcome: TaskOutcome) -> None:
+        """Add a task's outcome to the report and tell the progress callback."""
+        self.report.add(outcome)
+        if self.spec.progress is not None:
+            self.spec.progress("finish", outcome.name, outcome)
 
 
 def _console(task: Task) -> Any:

@@ -26,12 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import LittlePipelinesError
+from .errors import CommandError, LittlePipelinesError
 from .render import make_console
-
-
-class CommandError(LittlePipelinesError, ValueError):
-    """A command given arguments it does not take, or an unknown command."""
 
 
 class Args(argparse.ArgumentParser):

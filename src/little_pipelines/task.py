@@ -15,15 +15,43 @@ import os
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import expire as _expire
 from .errors import TaskDefinitionError, did_you_mean
 from .log import safe_filename, task_logger, timed
 
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
+
+class Host(Protocol):
+    """What a task may ask of the pipeline it belongs to.
+
+    `Pipeline` satisfies it, and so does the stand-in a task gets on a worker
+    process (`worker.WorkerPipeline`), which serves only the upstream results the
+    driver sent along.
+    """
+
+    name: str
+    params: dict[str, Any]
+    code: str  # "module" or "function": what a task's code fingerprint covers by default
+
+    @property
+    def log_dir(self) -> Path | None: ...
+
+    def get_result(self, name: str | Task, default: Any = None) -> Any: ...
+
+    def tasks_by_name(self) -> Mapping[str, Task]: ...
+
+    def definition_changed(self) -> None: ...
+
+
+#: The params fixed for the task running in this thread (see `Task.invoke`): a
+#: context variable, not a Task attribute, so the declaration holds no run's state
+#: and threads running different tasks do not see each other's.
+_RUNNING: ContextVar[tuple[Task, Mapping[str, Any]] | None] = ContextVar(
+    "little_pipelines_running", default=None
+)
 
 #: Options a Task takes beyond the original's arguments: name -> default.
 NEW_OPTIONS: dict[str, Any] = {
@@ -92,10 +120,9 @@ class Task:
             if option != "params":
                 setattr(self, option, new_options.get(option, default))
         self._own_params: dict[str, Any] = dict(new_options.get("params") or {})
-        self._effective_params: dict[str, Any] | None = None
         _check_run_options(self)
         _check_fingerprint_options(self)
-        self.pipeline: Pipeline | None = None
+        self.pipeline: Host | None = None
         self.is_executed = False
         self.is_skipped = False
         self._processes: dict[str, Callable[..., Any]] = {}
@@ -191,9 +218,13 @@ class Task:
 
     @property
     def params(self) -> dict[str, Any]:
-        """Parameters passed to the task: the pipeline's `params`, updated by the task's."""
-        if self._effective_params is not None:
-            return self._effective_params
+        """Parameters passed to the task: the pipeline's `params`, updated by the task's.
+
+        While the task runs, the params fixed for the run (those its fingerprint holds).
+        """
+        running = _RUNNING.get()
+        if running is not None and running[0] is self:
+            return dict(running[1])
         inherited = getattr(self.pipeline, "params", None) or {}
         return {**inherited, **self._own_params}
 
@@ -207,14 +238,14 @@ class Task:
         """None until the task is added to a pipeline, then `{name: Task}`."""
         if self.pipeline is None:
             return None
-        tasks = self.pipeline._tasks
+        tasks = self.pipeline.tasks_by_name()
         return {n: tasks[n] for n in self.dependency_names(tasks) if n in tasks}
 
     @dependencies.setter
     def dependencies(self, value: Iterable[str | Task] | None) -> None:
         self._declared_deps = _names_of(value, self.name)
         if self.pipeline is not None:
-            self.pipeline._changed()
+            self.pipeline.definition_changed()
 
     # -- running ---------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -230,11 +261,20 @@ class Task:
         with timed(self.logger, f"process {pname!r}"):
             return self._processes[pname](self, *args, **kwargs)
 
-    def invoke(self, inputs: Mapping[str, Any]) -> Any:
-        """Compute the result: the engine's entry point, given upstream values by name."""
+    def invoke(self, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Any:
+        """Compute the result: the worker's entry point, given upstream values by name
+        and the params fixed for the run (default: the task's current `params`)."""
+        if params is None:
+            params = self.params
+        token = _RUNNING.set((self, params))
+        try:
+            return self._invoke(inputs, params)
+        finally:
+            _RUNNING.reset(token)
+
+    def _invoke(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
         if self._function is None:
             return self._call_process("run")
-        params = self.params
         kwargs = {p: inputs[p] if p in inputs else params[p]
                   for p in self._params if p in inputs or p in params}
         with timed(self.logger, f"function {self._function.__name__!r}"):
@@ -245,16 +285,32 @@ class Task:
     def _run_function_from_pipeline(self, this: Task) -> Any:
         # `task.run()` on a function-form task: fetch the upstream results itself.
         pipeline = self.pipeline
-        known = pipeline._tasks if pipeline is not None else {}
+        known = pipeline.tasks_by_name() if pipeline is not None else {}
         inputs = {p: pipeline.get_result(p) for p in self._params if p in known} if pipeline else {}
         return self.invoke(inputs)
 
+    def attach(self, host: Host | None) -> None:
+        """Belong to `host` (a pipeline, or a worker's stand-in); the logger follows its
+        log folder."""
+        self.pipeline = host
+        self._logger = None
+
     # -- introspection -----------------------------------------------------------
+    @property
+    def argument_names(self) -> tuple[str, ...]:
+        """A function-form task's parameter names (upstream tasks or params); () if classic."""
+        return self._params
+
     def code_functions(self) -> list[Callable[..., Any]]:
         """The user's functions that make up this task (for its code fingerprint)."""
         if self._function is not None:
             return [self._function]
         return list(self._processes.values())
+
+    @property
+    def has_run(self) -> bool:
+        """Whether the task has its `run` process (a function-form task always has)."""
+        return "run" in self._processes
 
     @property
     def main_function(self) -> Callable[..., Any] | None:
@@ -264,9 +320,8 @@ class Task:
     @property
     def log_file(self) -> Path | None:
         """This task's log file, once it belongs to a pipeline."""
-        if self.pipeline is None:
-            return None
-        return Path(self.pipeline.log_dir) / f"{safe_filename(self.name)}.log"
+        log_dir = self.pipeline.log_dir if self.pipeline is not None else None
+        return None if log_dir is None else Path(log_dir) / f"{safe_filename(self.name)}.log"
 
     @property
     def logger(self) -> Any:

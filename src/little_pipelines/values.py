@@ -67,7 +67,7 @@ class RunValues:
 
     def for_function(self, task: Task) -> dict[str, Any]:
         """Upstream values for a function-form task's parameters, loaded only now."""
-        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in task._params}
+        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in task.argument_names}
 
     def for_worker(self, task: Task) -> dict[str, bytes]:
         """Every dependency's pickled value, for a task that runs on another process."""

@@ -62,12 +62,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Call:
-    """How to run one task: its retry and timeout settings, and where it runs."""
+    """How to run one task: its retry and timeout settings, where it runs, and the
+    params fixed for the run (they travel with the call, not on the task)."""
 
     retries: int = 0
     delays: Sequence[float] = ()
     timeout: float | None = None
     remote: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def call_task(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
@@ -90,7 +92,7 @@ def _attempts(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
         start = time.perf_counter()
         try:
             with _time_limit(call.timeout):
-                value = task.invoke(inputs)
+                value = task.invoke(inputs, call.params)
         except Exception as e:
             text = (f"TaskTimeout: gave up after {call.timeout}s (timeout=)\n"
                     if isinstance(e, TaskTimeout) else traceback.format_exc())
@@ -139,13 +141,25 @@ _capture_sink: dict[int, int] = {}  # pid -> handler id, so each worker process 
 
 
 class WorkerPipeline:
-    """Stands in for the pipeline on a worker: serves the upstream values sent along."""
+    """Stands in for the pipeline on a worker: serves the upstream values sent along.
 
-    def __init__(self, name: str, values: Mapping[str, Any], task: str) -> None:
+    It satisfies `task.Host`, what a task may ask of its pipeline.
+    """
+
+    def __init__(self, name: str, values: Mapping[str, Any], task: str,
+                 params: Mapping[str, Any]) -> None:
         self.name = name
         self._values = dict(values)
         self._task = task
+        self.params = dict(params)
+        self.code = "module"  # unused on a worker: fingerprints are taken by the driver
         self.log_dir = None
+
+    def tasks_by_name(self) -> Mapping[str, Task]:
+        return {}  # a worker holds one task, not the pipeline
+
+    def definition_changed(self) -> None:
+        """Nothing to forget: a worker holds no execution order."""
 
     def get_result(self, name: Any, default: Any = None) -> Any:
         key = getattr(name, "name", name)
@@ -160,8 +174,7 @@ class WorkerPipeline:
 
 def _call_remote(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
     name = getattr(task.pipeline, "name", None) or task.__dict__.get("_pipeline_name") or ""
-    task.pipeline = WorkerPipeline(name, inputs, task.name)  # type: ignore[assignment]
-    task._logger = None
+    task.attach(WorkerPipeline(name, inputs, task.name, call.params))
     _ensure_capture_sink()
     records: list[tuple[float, str, str]] = []
     _capture.records = records
