@@ -25,12 +25,8 @@ from .log import safe_filename, task_logger, timed
 
 
 class Host(Protocol):
-    """What a task may ask of the pipeline it belongs to.
-
-    `Pipeline` satisfies it, and so does the stand-in a task gets on a worker
-    process (`worker.WorkerPipeline`), which serves only the upstream results the
-    driver sent along.
-    """
+    """What a task may ask of its pipeline: `Pipeline` satisfies it, and so does the
+    stand-in a task gets on a worker process (`worker.WorkerPipeline`)."""
 
     name: str
     params: dict[str, Any]
@@ -46,12 +42,9 @@ class Host(Protocol):
     def definition_changed(self) -> None: ...
 
 
-#: The params fixed for the task running in this thread (see `Task.invoke`): a
-#: context variable, not a Task attribute, so the declaration holds no run's state
-#: and threads running different tasks do not see each other's.
-_RUNNING: ContextVar[tuple[Task, Mapping[str, Any]] | None] = ContextVar(
-    "little_pipelines_running", default=None
-)
+#: The task running in this thread and its params fixed for the run (see `invoke`):
+#: not a Task attribute, so a declaration holds no run's state, nor threads' each other's.
+_RUNNING: ContextVar[tuple[Task, Mapping[str, Any]] | None] = ContextVar("lp_running")
 
 #: Options a Task takes beyond the original's arguments: name -> default.
 NEW_OPTIONS: dict[str, Any] = {
@@ -222,7 +215,7 @@ class Task:
 
         While the task runs, the params fixed for the run (those its fingerprint holds).
         """
-        running = _RUNNING.get()
+        running = _RUNNING.get(None)
         if running is not None and running[0] is self:
             return dict(running[1])
         inherited = getattr(self.pipeline, "params", None) or {}
@@ -264,23 +257,18 @@ class Task:
     def invoke(self, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Any:
         """Compute the result: the worker's entry point, given upstream values by name
         and the params fixed for the run (default: the task's current `params`)."""
-        if params is None:
-            params = self.params
+        params = self.params if params is None else params
         token = _RUNNING.set((self, params))
         try:
-            return self._invoke(inputs, params)
+            fn = self._function
+            if fn is None:
+                return self._call_process("run")
+            kwargs = {p: inputs[p] if p in inputs else params[p]
+                      for p in self._params if p in inputs or p in params}
+            with timed(self.logger, f"function {fn.__name__!r}"):
+                return fn(self, **kwargs) if self._wants_this else fn(**kwargs)
         finally:
             _RUNNING.reset(token)
-
-    def _invoke(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-        if self._function is None:
-            return self._call_process("run")
-        kwargs = {p: inputs[p] if p in inputs else params[p]
-                  for p in self._params if p in inputs or p in params}
-        with timed(self.logger, f"function {self._function.__name__!r}"):
-            if self._wants_this:
-                return self._function(self, **kwargs)
-            return self._function(**kwargs)
 
     def _run_function_from_pipeline(self, this: Task) -> Any:
         # `task.run()` on a function-form task: fetch the upstream results itself.
