@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from rich.tree import Tree
 
+from .errors import InvalidOptionError
 from .render import STATE_STYLE, dependencies, plan_states
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def draw(pipeline: Pipeline, fmt: str = "tree") -> tuple[RenderableType, str | N
         return Text(mermaid(deps, states).rstrip("\n")), note
     if fmt == "dot":
         return Text(dot(pipeline.name, deps, states).rstrip("\n")), note
-    raise ValueError(f"Unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+    raise InvalidOptionError(f"Unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}.")
 
 
 def tree(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> Tree:

@@ -17,6 +17,7 @@ Executors never touch the cache; the driver stores what comes back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -228,7 +229,7 @@ def call_pickled(payload: bytes, blobs: Mapping[str, bytes], call: Call) -> Outc
 
 
 def _remote(call: Call) -> Call:
-    return Call(call.retries, call.delays, call.timeout, remote=True)
+    return dataclasses.replace(call, remote=True)
 
 
 def _unpickle(blobs: Mapping[str, bytes]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from typing import Any
 
 from loguru import logger
 
+from .errors import InvalidOptionError, OptionTypeError
+
 PERF = "PERF"
 _PERF_NO = 15  # between DEBUG (10) and INFO (20): in the log files, off the console by default
 
@@ -227,13 +229,13 @@ def set_log_level(level: str | int) -> None:
         try:
             logger.level(level.upper())
         except ValueError:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"Unknown log level {level!r}; expected one of TRACE, DEBUG, PERF, INFO, "
                 f"SUCCESS, WARNING, ERROR, CRITICAL, or a number."
             ) from None
         level = level.upper()
     elif not isinstance(level, int) or isinstance(level, bool) or level < 0:
-        raise ValueError(f"Log level must be a level name or a number >= 0, got {level!r}.")
+        raise InvalidOptionError(f"Log level must be a level name or a number >= 0, got {level!r}.")
     ensure_console()
     with _state_lock:
         _state["level"] = level
@@ -244,12 +246,12 @@ def set_log_level(level: str | int) -> None:
 def set_log_format(fmt: str | None = None) -> None:
     """Set the console's line format (loguru format syntax); None restores the default."""
     if fmt is not None and not isinstance(fmt, str):
-        raise TypeError(f"Log format must be a loguru format string, got {fmt!r}.")
+        raise OptionTypeError(f"Log format must be a loguru format string, got {fmt!r}.")
     fmt = DEFAULT_FORMAT if fmt is None else fmt
     try:  # reject a broken format now, not at the first log call
         probe = logger.add(lambda _m: None, format=fmt, level="CRITICAL", colorize=True)
     except ValueError as e:
-        raise ValueError(f"Invalid log format {fmt!r}: {e}") from None
+        raise InvalidOptionError(f"Invalid log format {fmt!r}: {e}") from None
     logger.remove(probe)
     ensure_console()
     with _state_lock:
