@@ -16,7 +16,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .report import STATUS_STYLE, Reason, fmt_time
+from .report import Reason, Status, fmt_time
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -52,7 +52,8 @@ class Explanation:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.text import Text
 
-        symbol, style = STATUS_STYLE.get(self.status, ("?", ""))
+        look = Status.of(self.status)
+        symbol, style = (look.symbol, look.style) if look else ("?", "")
         yield Text.assemble((f"{symbol} {self.task}", "bold"), " ", (self.status, style))
         for f in self.findings:
             yield Text(f"  {f.reason}")

@@ -23,7 +23,7 @@ from . import expire
 from .executors import PicklingFailed
 from .fingerprint import digest_bytes
 from .freshness import SCHEMA, State, code_texts, expiry_fields, inputs_after_run
-from .report import Reason, RunReport, TaskOutcome
+from .report import Reason, RunReport, Status, TaskOutcome, last_line
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
@@ -156,9 +156,10 @@ class Recorder:
         self.records[task.name] = record
         self.digests[task.name] = digest
         self.values.keep(task.name, blob)
-        self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
+        self.add(TaskOutcome(task.name, Status.EXECUTED.value, tuple(job.reasons), duration,
                                  attempts=attempts))
-        _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
+        _console(task).info(Status.EXECUTED.symbol + " ran in {:.3f}s ({})", duration,
+                            "; ".join(map(str, job.reasons)))
 
     def fail(
         self,
@@ -171,11 +172,12 @@ class Recorder:
         attempts: int = 1,
     ) -> None:
         self.failed.add(task.name)
-        last = error.strip().splitlines()[-1] if error.strip() else "failed"
-        outcome = TaskOutcome(task.name, "failed", (*(reasons or ()), Reason("error", detail=last)),
+        last = last_line(error)
+        outcome = TaskOutcome(task.name, Status.FAILED.value,
+                              (*(reasons or ()), Reason("error", detail=last)),
                               duration, error=error, attempts=attempts)
         self.add(outcome)
-        task.logger.error("✗ failed after {:.3f}s: {}", duration, last)
+        task.logger.error(Status.FAILED.symbol + " failed after {:.3f}s: {}", duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
 
@@ -193,11 +195,11 @@ class Recorder:
                 # Console only: a line per reused task in the run's log would cost a
                 # write per task on every warm run; the summary line counts them.
                 task.logger.bind(lp_log_dir=None).info(
-                    "↺ reused cached result (saved {:.3f}s)", stored)
+                    Status.CACHED.symbol + " reused cached result (saved {:.3f}s)", stored)
             elif status == "skipped":
-                log.info("- skipped: {}", outcome.why)
+                log.info(Status.SKIPPED.symbol + " skipped: {}", outcome.why)
             elif status == "failed":
-                log.error("✗ not run: {}", outcome.why)
+                log.error(Status.FAILED.symbol + " not run: {}", outcome.why)
         self.values.settled(name)
 
     def add(self, outcome: TaskOutcome) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineFailedError
@@ -66,16 +67,51 @@ class Reason:
         return REASON_TEXT[self.kind].format(subject=self.subject, detail=self.detail)
 
 
-#: Outcome status -> (symbol, Rich style). A plan uses "run" and "waiting".
-STATUS_STYLE: dict[str, tuple[str, str]] = {
-    "executed": ("✓", "green"),
-    "cached": ("↺", "cyan"),
-    "skipped": ("-", "yellow"),
-    "failed": ("✗", "bold red"),
-    "run": ("▶", "magenta"),
-    "waiting": ("…", "dim"),
-    "interrupted": ("!", "bold yellow"),
-}
+class Status(StrEnum):
+    """A task's status in a run (or, "run" and "waiting", in a plan), with its look.
+
+    Each member carries its `symbol` and Rich `style`, the word a live run table
+    uses once the task is settled (`done`), and what a plan says of the next run
+    (`next_run`). Outcomes hold the plain string value (`Status.CACHED == "cached"`),
+    so reports and the stored history stay plain data.
+    """
+
+    symbol: str
+    style: str
+    done: str
+    next_run: str
+
+    def __new__(cls, value: str, symbol: str, style: str, done: str, next_run: str) -> Status:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.symbol, member.style, member.done, member.next_run = symbol, style, done, next_run
+        return member
+
+    EXECUTED = "executed", "✓", "green", "done", "will run"
+    CACHED = "cached", "↺", "cyan", "reused", "reused"
+    SKIPPED = "skipped", "-", "yellow", "skipped", "skipped"
+    FAILED = "failed", "✗", "bold red", "failed", "cannot run"
+    RUN = "run", "▶", "magenta", "run", "will run"
+    WAITING = "waiting", "…", "dim", "waiting", "may run"
+    INTERRUPTED = "interrupted", "!", "bold yellow", "interrupted", "interrupted"
+
+    @classmethod
+    def of(cls, status: str) -> Status | None:
+        """The member for a status string, or None for a name no run produces."""
+        return cls._value2member_map_.get(status)  # type: ignore[return-value]
+
+
+#: Outcome status -> (symbol, Rich style); kept for callers of the earlier table.
+STATUS_STYLE: dict[str, tuple[str, str]] = {s.value: (s.symbol, s.style) for s in Status}
+
+#: How many past runs `history` shows by default (the CLI and the shell alike).
+HISTORY_DEFAULT = 20
+
+
+def last_line(text: str | None, default: str = "failed") -> str:
+    """The last line of an error's text (its message, after the traceback), or `default`."""
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else default
 
 
 @dataclass
@@ -171,8 +207,7 @@ class RunReport:
             lines = []
             for name in self.failed:
                 o = self.outcomes[name]
-                first = (o.error or o.why).strip().splitlines()
-                lines.append(f"  - {name}: {first[-1] if first else 'failed'}")
+                lines.append(f"  - {name}: {last_line(o.error or o.why)}")
             raise PipelineFailedError(
                 f"{len(self.failed)} task(s) of {self.pipeline!r} failed:\n" + "\n".join(lines)
             )
@@ -199,7 +234,8 @@ class RunReport:
         table.add_column("time", justify="right")
         table.add_column("why")
         for o in self.outcomes.values():
-            symbol, style = STATUS_STYLE.get(o.status, ("?", ""))
+            look = Status.of(o.status)
+            symbol, style = (look.symbol, look.style) if look else ("?", "")
             # Text, not markup: names and reasons may contain "[" (exception texts).
             table.add_row(
                 Text(o.name),
