@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import LittlePipelinesError, UsageError
+from .report import HISTORY_DEFAULT  # plain data: --help needs no Rich
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_TAIL_LINES = 20
-HISTORY_DEFAULT = 20  # as render.HISTORY_DEFAULT, kept here so --help needs no Rich
 
 
 @dataclass
@@ -196,18 +196,12 @@ def cmd_shell(ctx: Context) -> int:
 # -- helpers ---------------------------------------------------------------------------------
 def _selected(p: Pipeline, targets: Sequence[str]) -> list[str]:
     """The tasks a run of these targets touches, in execution order (unknown names raise)."""
-    from .render import dependencies
+    from .graph import upstream
 
     if not targets:
-        return [t.name for t in p.tasks]
-    deps = dependencies(p)
-    seen: set[str] = set()
-    stack = [p.get_task(n).name for n in targets]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(d for d in deps.get(name, ()) if d in deps)
+        return p.task_names()
+    deps = p.dependency_map()
+    seen = upstream(deps, [p.get_task(n).name for n in targets])
     return [n for n in deps if n in seen]
 
 

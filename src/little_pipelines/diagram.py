@@ -15,6 +15,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from .errors import InvalidOptionError
+from .graph import dependants
 from .render import STATE_STYLE, dependencies, plan_states
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def tree(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> Tre
     """Roots first, each task under the tasks it depends on; a task already drawn is
     named again with "↑" instead of repeating its subtree."""
     states = states or {}
-    below = _dependants(deps)
+    below = dependants(deps)
     root = Tree(Text(title, style="lp.title"))
     drawn: set[str] = set()
 
@@ -117,15 +118,6 @@ def dot(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> str:
     lines += [f"    {_dot_id(d)} -> {_dot_id(n)};" for n in deps for d in deps[n] if d in deps]
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _dependants(deps: Deps) -> dict[str, list[str]]:
-    below: dict[str, list[str]] = {n: [] for n in deps}
-    for name, needs in deps.items():
-        for need in dict.fromkeys(needs):
-            if need in below:
-                below[need].append(name)
-    return below
 
 
 def _by_state(deps: Deps, states: Mapping[str, str] | None) -> dict[str, list[str]]:

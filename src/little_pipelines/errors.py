@@ -200,12 +200,16 @@ class CommandError(LittlePipelinesError, ValueError):
     """A shell command given arguments it does not take, or an unknown command."""
 
 
-def did_you_mean(name: str, known: Iterable[str], what: str = "tasks") -> str:
-    """A hint naming the closest known names, or listing a few when none is close."""
+def did_you_mean(name: str, known: Iterable[str], what: str = "tasks", *,
+                 listing: bool = True) -> str:
+    """A hint naming the closest known names, or listing a few when none is close
+    (or "" then, with `listing=False`). The one place every "did you mean" comes from."""
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if close:
         return "Did you mean " + " or ".join(repr(c) for c in close) + "?"
+    if not listing:
+        return ""
     if not known:
         return "The pipeline has no tasks yet; add some with pipeline.add(...)."
     shown = ", ".join(repr(k) for k in known[:8])

@@ -13,7 +13,6 @@ importing machinery's frames cut off.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from .errors import LoadError
+from .errors import LoadError, did_you_mean
 from .pipeline import Pipeline
 from .task import Task, find_tasks
 
@@ -151,8 +150,7 @@ def _from_attribute(module: ModuleType, attr: str, spec: str) -> Pipeline:
     for part in attr.split("."):
         if not hasattr(value, part):
             candidates = [n for n in dir(value) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, candidates, n=3, cutoff=0.6)
-            hint = ("Did you mean " + " or ".join(map(repr, close)) + "?") if close else (
+            hint = did_you_mean(part, candidates, listing=False) or (
                 "Pipelines there: " + (", ".join(_pipeline_vars(module)) or "none") + ".")
             raise LoadError(f"{spec!r}: {module.__name__!r} has no attribute {part!r}. {hint}")
         value = getattr(value, part)
@@ -182,8 +180,7 @@ def _from_namespace(module: ModuleType, spec: str, name: str | None) -> Pipeline
             if name in (var, p.name):
                 return p
         known = sorted({p.name for p in found.values()} | set(found))
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        hint = ("Did you mean " + " or ".join(map(repr, close)) + "?") if close else ""
+        hint = did_you_mean(name, known, listing=False)
         raise LoadError(f"{spec!r} defines no pipeline named {name!r}. {hint} Pipelines "
                         f"there: {_listing(found)}.".replace(".  ", ". "))
     pipelines = list({id(p): p for p in found.values()}.values())

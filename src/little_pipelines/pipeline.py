@@ -347,6 +347,10 @@ class Pipeline:
         key = self.get_task(name).name
         return self._store_or_open().record(key)
 
+    def stored_record(self, name: str) -> dict[str, Any] | None:
+        """The stored record under `name`, also for a task that no longer exists; or None."""
+        return self._store_or_open().record(name)
+
     @property
     def is_complete(self) -> bool:
         """True when the last run left every task of the pipeline executed or cached."""

@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from .report import STATUS_STYLE, Reason, RunReport, TaskOutcome, fmt_time
+from .report import Reason, RunReport, Status, TaskOutcome, fmt_time, last_line
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
@@ -57,7 +57,6 @@ _THEME = {
 }
 
 PREVIEW_ROWS = 5
-HISTORY_DEFAULT = 20  # runs shown by `history`
 PREVIEW_CHARS = 1200
 
 
@@ -103,7 +102,8 @@ def reason_text(reasons: Iterable[Reason]) -> str:
 
 def status_text(status: str, label: str | None = None) -> Text:
     """A run status (executed, cached, failed, ...) with its symbol and colour."""
-    symbol, style = STATUS_STYLE.get(status, ("?", ""))
+    look = Status.of(status)
+    symbol, style = (look.symbol, look.style) if look else ("?", "")
     return Text(f"{symbol} {label or status}", style=style)
 
 
@@ -127,7 +127,7 @@ def expiry_text(record: Mapping[str, Any]) -> str:
 
 def dependencies(pipeline: Pipeline) -> dict[str, list[str]]:
     """Each task's dependencies, tasks in execution order."""
-    return {t.name: t.dependency_names(pipeline._tasks) for t in pipeline.tasks}
+    return pipeline.dependency_map()
 
 
 def plan_states(pipeline: Pipeline) -> tuple[dict[str, str], str | None]:
@@ -154,11 +154,10 @@ def tasks_table(pipeline: Pipeline, plan: RunReport) -> Table:
     table.add_column("task", style="lp.task")
     table.add_column("depends on")
     table.add_column("state")
-    for i, task in enumerate(pipeline.tasks, 1):
-        outcome = plan.outcomes.get(task.name)
+    for i, (name, needs) in enumerate(pipeline.dependency_map().items(), 1):
+        outcome = plan.outcomes.get(name)
         state = state_of(outcome) if outcome is not None else "-"
-        deps = ", ".join(task.dependency_names(pipeline._tasks)) or "-"
-        table.add_row(str(i), Text(task.name), Text(deps), state_text(state))
+        table.add_row(str(i), Text(name), Text(", ".join(needs) or "-"), state_text(state))
     return table
 
 
@@ -169,12 +168,11 @@ def status_table(plan: RunReport, records: Mapping[str, Mapping[str, Any] | None
     table.add_column("next run")
     table.add_column("why")
     table.add_column("stored result expires")
-    words = {"run": "will run", "cached": "reused", "waiting": "may run",
-             "skipped": "skipped", "failed": "cannot run"}
     for o in plan:
         record = records.get(o.name)
         expires = expiry_text(record) if record else "-"
-        table.add_row(Text(o.name), status_text(o.status, words.get(o.status)),
+        look = Status.of(o.status)
+        table.add_row(Text(o.name), status_text(o.status, look.next_run if look else None),
                       Text(reason_text(o.reasons)), Text(expires))
     return table
 
@@ -248,9 +246,9 @@ def cache_table(rows: Sequence[tuple[str, Mapping[str, Any], bool]]) -> Table:
 # -- failures ----------------------------------------------------------------------------
 def log_file(pipeline: Pipeline, task: str) -> Path:
     """The task's log file (named as the library's log sink names it)."""
-    from .log import safe_filename
-
-    return Path(pipeline.log_dir) / f"{safe_filename(task)}.log"
+    path = pipeline.get_task(task).log_file
+    assert path is not None  # a pipeline's task always has one
+    return path
 
 
 def failure_report(pipeline: Pipeline, report: RunReport, lines: int = 20) -> list[Any]:
@@ -260,8 +258,9 @@ def failure_report(pipeline: Pipeline, report: RunReport, lines: int = 20) -> li
         o = report[name]
         if o.error is None:  # not run because something upstream failed
             continue
-        last = o.error.strip().splitlines()[-1] if o.error.strip() else "failed"
-        parts.append(Text.assemble(("✗ ", "lp.error"), (name, "lp.task"), f" failed: {last}"))
+        last = last_line(o.error)
+        parts.append(Text.assemble((f"{Status.FAILED.symbol} ", "lp.error"), (name, "lp.task"),
+                                   f" failed: {last}"))
         path = log_file(pipeline, name)
         tail = log_tail(path, lines)
         if tail:

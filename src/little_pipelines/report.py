@@ -76,30 +76,47 @@ class Status(StrEnum):
     so reports and the stored history stay plain data.
     """
 
-    symbol: str
-    style: str
-    done: str
-    next_run: str
+    EXECUTED = "executed"
+    CACHED = "cached"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    RUN = "run"
+    WAITING = "waiting"
+    INTERRUPTED = "interrupted"
 
-    def __new__(cls, value: str, symbol: str, style: str, done: str, next_run: str) -> Status:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.symbol, member.style, member.done, member.next_run = symbol, style, done, next_run
-        return member
+    @property
+    def symbol(self) -> str:
+        return _LOOK[self][0]
 
-    EXECUTED = "executed", "✓", "green", "done", "will run"
-    CACHED = "cached", "↺", "cyan", "reused", "reused"
-    SKIPPED = "skipped", "-", "yellow", "skipped", "skipped"
-    FAILED = "failed", "✗", "bold red", "failed", "cannot run"
-    RUN = "run", "▶", "magenta", "run", "will run"
-    WAITING = "waiting", "…", "dim", "waiting", "may run"
-    INTERRUPTED = "interrupted", "!", "bold yellow", "interrupted", "interrupted"
+    @property
+    def style(self) -> str:
+        return _LOOK[self][1]
+
+    @property
+    def done(self) -> str:
+        return _LOOK[self][2]
+
+    @property
+    def next_run(self) -> str:
+        return _LOOK[self][3]
 
     @classmethod
     def of(cls, status: str) -> Status | None:
         """The member for a status string, or None for a name no run produces."""
-        return cls._value2member_map_.get(status)  # type: ignore[return-value]
+        return _BY_VALUE.get(status)
 
+
+#: Each status's (symbol, Rich style, live-table word, next-run word in a plan).
+_LOOK: dict[Status, tuple[str, str, str, str]] = {
+    Status.EXECUTED: ("✓", "green", "done", "executed"),
+    Status.CACHED: ("↺", "cyan", "reused", "reused"),
+    Status.SKIPPED: ("-", "yellow", "skipped", "skipped"),
+    Status.FAILED: ("✗", "bold red", "failed", "cannot run"),
+    Status.RUN: ("▶", "magenta", "run", "will run"),
+    Status.WAITING: ("…", "dim", "waiting", "may run"),
+    Status.INTERRUPTED: ("!", "bold yellow", "interrupted", "interrupted"),
+}
+_BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
 
 #: Outcome status -> (symbol, Rich style); kept for callers of the earlier table.
 STATUS_STYLE: dict[str, tuple[str, str]] = {s.value: (s.symbol, s.style) for s in Status}

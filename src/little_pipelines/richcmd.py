@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import cmd
-import difflib
 import inspect
 import re
 import shlex
@@ -26,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import CommandError, LittlePipelinesError
+from .errors import CommandError, LittlePipelinesError, did_you_mean
 from .render import make_console
 
 
@@ -145,9 +144,9 @@ class RichCmd(cmd.Cmd):
 
     def default(self, line: str) -> None:
         name = line.split()[0] if line.split() else line
-        close = difflib.get_close_matches(name, self._command_names(), n=3, cutoff=0.6)
-        hint = ("Did you mean " + " or ".join(map(repr, close)) + "? ") if close else ""
-        raise CommandError(f"Unknown command {name!r}. {hint}Type help for the commands.")
+        hint = did_you_mean(name, self._command_names(), listing=False)
+        raise CommandError(f"Unknown command {name!r}. {hint + ' ' if hint else ''}Type help for "
+                           f"the commands.")
 
     def preloop(self) -> None:
         self._hook("startup", self._default_startup)
