@@ -34,6 +34,14 @@ if TYPE_CHECKING:
     from .values import RunValues
 
 
+#: Each status line a task gets in the logs, with its status's symbol (made once).
+_RAN = Status.EXECUTED.symbol + " ran in {:.3f}s ({})"
+_FAILED = Status.FAILED.symbol + " failed after {:.3f}s: {}"
+_NOT_RUN = Status.FAILED.symbol + " not run: {}"
+_REUSED = Status.CACHED.symbol + " reused cached result (saved {:.3f}s)"
+_SKIPPED = Status.SKIPPED.symbol + " skipped: {}"
+
+
 @dataclass
 class Job:
     """A task decided to run: what its fingerprint was made of, and why it runs."""
@@ -156,9 +164,9 @@ class Recorder:
         self.records[task.name] = record
         self.digests[task.name] = digest
         self.values.keep(task.name, blob)
-        self.add(TaskOutcome(task.name, Status.EXECUTED.value, tuple(job.reasons), duration,
+        self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
-        _console(task).info(Status.EXECUTED.symbol + " ran in {:.3f}s ({})", duration,
+        _console(task).info(_RAN, duration,
                             "; ".join(map(str, job.reasons)))
 
     def fail(
@@ -173,11 +181,11 @@ class Recorder:
     ) -> None:
         self.failed.add(task.name)
         last = last_line(error)
-        outcome = TaskOutcome(task.name, Status.FAILED.value,
+        outcome = TaskOutcome(task.name, "failed",
                               (*(reasons or ()), Reason("error", detail=last)),
                               duration, error=error, attempts=attempts)
         self.add(outcome)
-        task.logger.error(Status.FAILED.symbol + " failed after {:.3f}s: {}", duration, last)
+        task.logger.error(_FAILED, duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
 
@@ -195,11 +203,11 @@ class Recorder:
                 # Console only: a line per reused task in the run's log would cost a
                 # write per task on every warm run; the summary line counts them.
                 task.logger.bind(lp_log_dir=None).info(
-                    Status.CACHED.symbol + " reused cached result (saved {:.3f}s)", stored)
+                    _REUSED, stored)
             elif status == "skipped":
-                log.info(Status.SKIPPED.symbol + " skipped: {}", outcome.why)
+                log.info(_SKIPPED, outcome.why)
             elif status == "failed":
-                log.error(Status.FAILED.symbol + " not run: {}", outcome.why)
+                log.error(_NOT_RUN, outcome.why)
         self.values.settled(name)
 
     def add(self, outcome: TaskOutcome) -> None:
