@@ -115,3 +115,28 @@ def test_a_classic_task_reads_the_runs_params_wherever_it_runs(pipelines, execut
     p.add(t)
     assert p.execute(executor=executor, workers=2).executed == ["Classic"]
     assert p.get_result("Classic") == 10
+
+
+def test_upstream_flags_are_this_runs_while_tasks_below_run(pipelines) -> None:
+    """The original set is_executed/is_skipped as each task settled; tasks read them."""
+    seen: list[tuple[bool, bool]] = []
+    p = pipelines("flags")
+    first = lp.Task("First")
+
+    @first.process
+    def run(this):
+        return 1
+
+    second = lp.Task("Second", dependencies=["First"])
+
+    @second.process  # type: ignore[no-redef]
+    def run(this):  # noqa: F811 (each classic task's process is named run)
+        up = this.dependencies["First"]
+        seen.append((up.is_executed, up.is_skipped))
+        return 2
+
+    p.add(first, second)
+    p.execute()
+    p.execute(force_tasks=["Second"])
+    assert seen == [(True, False), (False, True)]
+    assert (first.is_executed, first.is_skipped) == (False, True)
