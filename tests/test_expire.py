@@ -621,7 +621,8 @@ def test_session_id_changes_when_the_pid_does(monkeypatch: pytest.MonkeyPatch) -
 def test_all_lists_the_public_api() -> None:
     assert set(expire.__all__) == {
         "Expiry", "after_session", "at_datetime", "at_midnight", "from_now", "from_today",
-        "monthly", "never", "normalize", "on_complete", "session", "session_id", "weekly",
+        "monthly", "never", "normalize", "now", "on_complete", "session", "session_id",
+        "weekly",
     }  # fmt: skip
     assert all(hasattr(expire, name) for name in expire.__all__)
 
