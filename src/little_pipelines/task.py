@@ -86,7 +86,10 @@ class Task:
         self._declared_deps = _names_of(dependencies, name)
         self.expire_results = _expire.normalize(expire_results)
         self.if_upstream_errors = policy
-        self.input_files = _paths_of(input_files, name)
+        # Kept as given (a Path stays a Path, as in the original); `input_paths` is the
+        # normalised form everything else uses. A one-shot iterable is kept as a list.
+        self.input_files = _as_given(input_files)
+        _paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
             if option != "params":
@@ -257,6 +260,12 @@ class Task:
         return list(self._processes.values())
 
     @property
+    def input_paths(self) -> list[str]:
+        """`input_files` as a list of path strings (read at each call, so a changed
+        `input_files` counts)."""
+        return _paths_of(self.input_files, self.name)
+
+    @property
     def main_function(self) -> Callable[..., Any] | None:
         """The function that computes the result: the function form's, or the `run` process."""
         return self._function or self._processes.get("run")
@@ -382,6 +391,14 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
             )
         names[d] = None
     return list(names)
+
+
+def _as_given(paths: Any) -> Any:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike, tuple)):
+        return paths
+    return list(paths) if isinstance(paths, Iterable) else [paths]  # [5]: a clear error next
 
 
 def _paths_of(
