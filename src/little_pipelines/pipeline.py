@@ -27,7 +27,8 @@ from .task import Task
 if TYPE_CHECKING:
     from .explain import Explanation
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_. -]*")
+# A name is one folder: no separator (':' is a drive on Windows), no NUL or control character.
+_UNSAFE_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
 _HOME_ENV = "LITTLE_PIPELINES_HOME"
 _LOG_ENV = "LOG_DIR"
 
@@ -456,11 +457,12 @@ def _check_expiry(task: Task) -> None:
 
 
 def _check_name(name: Any) -> str:
-    # A leading dot names a hidden folder, as in the original (".little-pipelines-tests");
-    # "." and ".." alone would name the parent folders, so they are refused.
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
+    # Any other name is a folder name, as in the original: ".little-pipelines-tests"
+    # is a hidden folder. "." and ".." alone would name the store's parent folders.
+    if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE_CHARS.search(name):
         raise ValueError(
-            f"Pipeline name {name!r} is not a safe folder name: use letters, digits, '_', "
-            f"'-', '.' and spaces, not '.' or '..' alone (e.g. 'sales_etl' or '.hidden')."
+            f"Pipeline name {name!r} is not a safe folder name: it must name one folder, "
+            f"so not '.' or '..', no '/', '\\' or ':' and no control characters "
+            f"(e.g. 'sales_etl' or '.hidden')."
         )
     return name
