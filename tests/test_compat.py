@@ -256,9 +256,9 @@ def test_validate_tasks_reports_a_missing_run(pipeline: lp.Pipeline) -> None:
     pipeline.add(zero, one)
     pipeline.validate_tasks()  # valid: does not raise
     pipeline.add(lp.Task("NoRunTask"))
-    with pytest.raises(AttributeError, match="missing 'run'"):
+    with pytest.raises(AttributeError, match="missing 'run' method"):
         pipeline.validate_tasks()
-    with pytest.raises(AttributeError, match="missing 'run'"):
+    with pytest.raises(AttributeError, match="missing 'run' method"):
         pipeline.execute()
 
 
@@ -310,6 +310,7 @@ def test_adding_a_task_gives_it_a_pipeline_logger_and_dependencies(pipeline: lp.
     a, b = lp.Task("TaskA"), lp.Task("TaskB", dependencies=["TaskA"])
     pipeline.add(a, b)
     assert a.pipeline is pipeline and a.logger is not None
+    assert a.log_dir == Path(pipeline.log_dir) and lp.Task("Alone").log_dir is None
     assert b.dependencies == {"TaskA": a}
 
 

@@ -79,8 +79,7 @@ class Pipeline:
         if log_dir is not None:
             self.log_dir = Path(log_dir).expanduser()
         elif os.environ.get(_LOG_ENV):
-            # The folder itself, as the original: `$LOG_DIR/<task>.log`. Pipelines
-            # sharing it share task log files of the same name (see the README).
+            # The folder itself, as the original (shared by pipelines sharing it).
             self.log_dir = Path(os.environ[_LOG_ENV]).expanduser()
         else:
             self.log_dir = self.folder / "logs"
@@ -183,7 +182,7 @@ class Pipeline:
         missing_run = False
         for task in self._tasks.values():
             found = task.definition_problems(self._tasks)
-            missing_run = missing_run or any("missing 'run' process" in p for p in found)
+            missing_run = missing_run or any("missing 'run' method" in p for p in found)
             problems += found
         graph_problems, cycle = graph.check(self._deps())
         problems += graph_problems
@@ -329,12 +328,8 @@ class Pipeline:
 
     # -- results ----------------------------------------------------------------------
     def get_result(self, name: str | Task, default: Any = None) -> Any:
-        """The task's result: from the current run, else from the store, else `default`.
-
-        A stored result that has expired (its moment passed, its session or its run
-        ended) is `default`, as in the original. During a run, values in flight are
-        the run's own and current by construction.
-        """
+        """The task's result: from the current run (current by construction), else
+        from the store unless expired (as the original), else `default`."""
         key = self.get_task(name).name
         if self._run is not None:
             value = self._run.value(key)
@@ -457,8 +452,7 @@ def _check_expiry(task: Task) -> None:
 
 
 def _check_name(name: Any) -> str:
-    # Any other name is a folder name, as in the original: ".little-pipelines-tests"
-    # is a hidden folder. "." and ".." alone would name the store's parent folders.
+    # Any other name is one folder, as in the original (".little-pipelines-tests").
     if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE_CHARS.search(name):
         raise ValueError(
             f"Pipeline name {name!r} is not a safe folder name: it must name one folder, "

@@ -169,7 +169,7 @@ class Task:
         run = self._processes.get("run")
         if run is None:
             return [
-                f"Task {self.name!r} is missing 'run' process: add one with "
+                f"Task {self.name!r} is missing 'run' method: add a process with "
                 f"@{_var(self.name)}.process on a function named run(this)."
             ]
         if self._function is None:
@@ -226,7 +226,7 @@ class Task:
             return functools.partial(self._call_process, name)
         raise AttributeError(
             f"Task {self.__dict__.get('name', '?')!r} has no attribute or process {name!r}"
-            + (" (is the task missing 'run' process?)" if name == "run" else "")
+            + (" (is the task missing 'run' method?)" if name == "run" else "")
         )
 
     def _call_process(self, pname: str, *args: Any, **kwargs: Any) -> Any:
@@ -271,11 +271,16 @@ class Task:
         return self._function or self._processes.get("run")
 
     @property
+    def log_dir(self) -> Path | None:
+        """The folder of this task's log file (its pipeline's), as the original; None alone."""
+        return None if self.pipeline is None else Path(self.pipeline.log_dir)
+
+    @property
     def log_file(self) -> Path | None:
         """This task's log file, once it belongs to a pipeline."""
         if self.pipeline is None:
             return None
-        return Path(self.pipeline.log_dir) / f"{safe_filename(self.name)}.log"
+        return self.log_dir / f"{safe_filename(self.name)}.log" if self.log_dir else None
 
     @property
     def logger(self) -> Any:
