@@ -218,6 +218,8 @@ def test_cached_results_are_used_and_force_reruns(
     assert zero.is_executed and one.is_executed
     pipeline.execute(force_tasks=["One"])
     assert one.is_executed and zero.is_skipped
+    pipeline.cache.clear()  # how the original's fixtures start afresh
+    assert pipeline.execute().executed == ["Zero", "One"]
 
 
 def test_skipped_task_is_skipped_and_the_run_complete(
