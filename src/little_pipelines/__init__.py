@@ -29,11 +29,12 @@ from .errors import (
     UnsafeStoreError,
     UsageError,
 )
+from .loading import find_tasks
 from .log import PERF, set_log_format, set_log_level
 from .pipeline import Pipeline
 from .report import Reason, RunReport, TaskOutcome
 from .store import MISSING
-from .task import Task, find_tasks
+from .task import Task
 
 __version__ = "0.2.0"
 

@@ -22,6 +22,7 @@ import uuid
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from . import expire
 from .errors import FingerprintError, StoreError, TaskNotSendable
 from .executors import Backend, resolve
 from .freshness import (
@@ -31,7 +32,7 @@ from .freshness import (
     reasons_to_run,
 )
 from .locks import TaskLocks
-from .recording import Job, Recorder, now
+from .recording import Job, Recorder
 from .report import Reason, RunReport, TaskOutcome, fmt_time
 from .spec import RunResult, RunSpec
 from .values import RunValues
@@ -258,7 +259,7 @@ class Run:
         self.states[name] = state
         forced = opts.force_all or name in opts.force
         reasons = [Reason("forced")] if forced else reasons_to_run(
-            task, record, state, run_id=self.run_id, now=now()
+            task, record, state, run_id=self.run_id, now=expire.now()
         )
         if not reasons and not waiting:
             assert record is not None

@@ -19,13 +19,14 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
 from .errors import LoadError, did_you_mean
 from .pipeline import Pipeline
-from .task import Task, find_tasks
+from .task import Task
 
 __all__ = ["LoadError", "load_pipeline"]
 
@@ -225,6 +226,17 @@ def _gather(tasks: list[Task], name: str, spec: str) -> Pipeline:
             f"pipeline = lp.Pipeline('etl'), and add tasks to it."
         )
     return Pipeline(name).add(*tasks)
+
+
+def find_tasks(namespace: Mapping[str, Any], nested: bool = True) -> set[Task]:
+    """The Tasks among a namespace's values (e.g. `globals()`), one level into modules."""
+    found: set[Task] = set()
+    for value in list(namespace.values()):
+        if isinstance(value, Task):
+            found.add(value)
+        elif nested and isinstance(value, ModuleType):
+            found.update(v for v in vars(value).values() if isinstance(v, Task))
+    return found
 
 
 def _safe_name(name: str) -> str:

@@ -126,7 +126,7 @@ class Recorder:
         else:
             kind = value  # a remote worker sends the type's name along with the bytes
         digest = digest_bytes(blob)
-        when = now()
+        when = expire.now()  # the clock tests freeze (expire._get_now)
         state = inputs_after_run(job.state, task.logger)
         try:
             expiry = expiry_fields(
@@ -231,11 +231,3 @@ def _at(when: float) -> Callable[[Any], None]:
         record["time"] = moment
 
     return patch
-
-
-def now() -> Any:
-    """The clock every record uses: `expire._get_now()`, so tests can freeze it."""
-    moment = expire._get_now()
-    return moment if moment.tzinfo is not None else moment.astimezone()
-
-

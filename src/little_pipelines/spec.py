@@ -125,6 +125,7 @@ def build_spec(
         chosen = graph.upstream(deps, check_names(tasks, selection.targets, "targets"))
     else:
         chosen = set(order)
+    skipped -= forced  # as the original: "forced tasks execute even if ignored"
     selected = [n for n in order if n in chosen]
     params: dict[str, dict[str, Any]] = {}
     for n in selected:  # fixed for the run, and travelling with the task to workers
@@ -133,7 +134,7 @@ def build_spec(
         check_params(task, params[n])
         check_expiry(task)
     inputs = {
-        n: expand_inputs(t.input_files, task=n) if t.hash_inputs and n not in skipped else []
+        n: expand_inputs(t.input_paths, task=n) if t.hash_inputs and n not in skipped else []
         for n in selected
         for t in (tasks[n],)
     }

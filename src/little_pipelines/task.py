@@ -1,10 +1,9 @@
 """Tasks: the classic `Task` + `@task.process` form and the function form.
 
-Both forms build the same `Task`. A classic task is given processes with
-`@task.process`; the one named `run` computes its result, the others are
-helpers callable as `this.<name>(...)` and each timed. A function-form task
-wraps one plain function whose parameters named after tasks receive their
-results.
+Both forms build the same `Task`. A classic task is given processes with `@task.process`;
+the one named `run` computes its result, the others are helpers callable as
+`this.<name>(...)` and each timed. A function-form task wraps one plain function whose
+parameters named after tasks receive their results.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import functools
 import inspect
 import os
 import sys
-import types
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -25,8 +23,7 @@ from .log import safe_filename, task_logger, timed
 
 
 class Host(Protocol):
-    """What a task may ask of its pipeline: `Pipeline` satisfies it, and so does the
-    stand-in a task gets on a worker process (`worker.WorkerPipeline`)."""
+    """What a task may ask of its pipeline (`Pipeline`, or `worker.WorkerPipeline`)."""
 
     name: str
     params: dict[str, Any]
@@ -34,16 +31,12 @@ class Host(Protocol):
 
     @property
     def log_dir(self) -> Path | None: ...
-
     def get_result(self, name: str | Task, default: Any = None) -> Any: ...
-
     def tasks_by_name(self) -> Mapping[str, Task]: ...
-
     def definition_changed(self) -> None: ...
 
 
-#: The task running in this thread and its params fixed for the run (see `invoke`):
-#: not a Task attribute, so a declaration holds no run's state, nor threads' each other's.
+#: The task running in this thread and its run's params (a Task holds no run's state).
 _RUNNING: ContextVar[tuple[Task, Mapping[str, Any]] | None] = ContextVar("lp_running")
 
 #: Options a Task takes beyond the original's arguments: name -> default.
@@ -107,7 +100,10 @@ class Task:
         self._declared_deps = _names_of(dependencies, name)
         self.expire_results = _expire.normalize(expire_results)
         self.if_upstream_errors = policy
-        self.input_files = _paths_of(input_files, name)
+        # Kept as given (a Path stays a Path, as in the original); `input_paths` is the
+        # normalised form everything else uses. A one-shot iterable is kept as a list.
+        self.input_files = _as_given(input_files)
+        _paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
             if option != "params":
@@ -186,7 +182,7 @@ class Task:
         run = self._processes.get("run")
         if run is None:
             return [
-                f"Task {self.name!r} is missing 'run' process: add one with "
+                f"Task {self.name!r} is missing 'run' method: add a process with "
                 f"@{_var(self.name)}.process on a function named run(this)."
             ]
         if self._function is None:
@@ -247,7 +243,7 @@ class Task:
             return functools.partial(self._call_process, name)
         raise AttributeError(
             f"Task {self.__dict__.get('name', '?')!r} has no attribute or process {name!r}"
-            + (" (is the task missing 'run' process?)" if name == "run" else "")
+            + (" (is the task missing 'run' method?)" if name == "run" else "")
         )
 
     def _call_process(self, pname: str, *args: Any, **kwargs: Any) -> Any:
@@ -272,14 +268,14 @@ class Task:
 
     def _run_function_from_pipeline(self, this: Task) -> Any:
         # `task.run()` on a function-form task: fetch the upstream results itself.
-        pipeline = self.pipeline
-        known = pipeline.tasks_by_name() if pipeline is not None else {}
-        inputs = {p: pipeline.get_result(p) for p in self._params if p in known} if pipeline else {}
-        return self.invoke(inputs)
+        host = self.pipeline
+        if host is None:
+            return self.invoke({})
+        known = host.tasks_by_name()
+        return self.invoke({p: host.get_result(p) for p in self._params if p in known})
 
     def attach(self, host: Host | None) -> None:
-        """Belong to `host` (a pipeline, or a worker's stand-in); the logger follows its
-        log folder."""
+        """Belong to `host` (a pipeline, a worker's stand-in); the logger follows its folder."""
         self.pipeline = host
         self._logger = None
 
@@ -301,22 +297,31 @@ class Task:
         return "run" in self._processes
 
     @property
+    def input_paths(self) -> list[str]:
+        """`input_files` as path strings (read at each call: a changed `input_files` counts)."""
+        return _paths_of(self.input_files, self.name)
+
+    @property
     def main_function(self) -> Callable[..., Any] | None:
         """The function that computes the result: the function form's, or the `run` process."""
         return self._function or self._processes.get("run")
 
     @property
+    def log_dir(self) -> Path | None:
+        """The folder of this task's log file (its pipeline's), as the original; None alone."""
+        log_dir = self.pipeline.log_dir if self.pipeline is not None else None
+        return None if log_dir is None else Path(log_dir)
+
+    @property
     def log_file(self) -> Path | None:
         """This task's log file, once it belongs to a pipeline."""
-        log_dir = self.pipeline.log_dir if self.pipeline is not None else None
-        return None if log_dir is None else Path(log_dir) / f"{safe_filename(self.name)}.log"
+        return None if self.log_dir is None else self.log_dir / f"{safe_filename(self.name)}.log"
 
     @property
     def logger(self) -> Any:
         """This task's loguru logger; its records also go to `<log dir>/<name>.log`."""
         if self._logger is None:
-            log_dir = self.pipeline.log_dir if self.pipeline is not None else None
-            self._logger = task_logger(self.name, log_dir)
+            self._logger = task_logger(self.name, self.log_dir)
         return self._logger
 
     @property
@@ -348,17 +353,6 @@ class Task:
         state["pipeline"] = None
         state["_logger"] = None
         return state
-
-
-def find_tasks(namespace: Mapping[str, Any], nested: bool = True) -> set[Task]:
-    """The Tasks among a namespace's values (e.g. `globals()`), one level into modules."""
-    found: set[Task] = set()
-    for value in list(namespace.values()):
-        if isinstance(value, Task):
-            found.add(value)
-        elif nested and isinstance(value, types.ModuleType):
-            found.update(v for v in vars(value).values() if isinstance(v, Task))
-    return found
 
 
 def _check_run_options(task: Task) -> None:
@@ -425,6 +419,14 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
             )
         names[d] = None
     return list(names)
+
+
+def _as_given(paths: Any) -> Any:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike, tuple)):
+        return paths
+    return list(paths) if isinstance(paths, Iterable) else [paths]  # [5]: a clear error next
 
 
 def _paths_of(
