@@ -397,3 +397,9 @@ def test_errors_callers_catch_are_tree_members_keeping_their_builtin_base(pipeli
     assert none.value.task == "Never" and isinstance(none.value, lp.LittlePipelinesError)
     assert issubclass(lp.ExecutorError, ValueError) and issubclass(lp.TaskNotSendable, TypeError)
     assert issubclass(lp.LoadError, ImportError) and issubclass(lp.StoreError, OSError)
+    with pytest.raises(lp.InvalidOptionError, match="at least one weekday"):
+        lp.expire.weekly(days=())
+    with pytest.raises(lp.OptionTypeError, match="expected days to be"):
+        lp.expire.from_now(days="1")
+    with pytest.raises(lp.OptionTypeError, match="Log format must be"):
+        lp.set_log_format(3)  # type: ignore[arg-type]

@@ -12,8 +12,8 @@ catch either::
     ├── TaskDefinitionError(TypeError)           a task or process declared wrongly
     │   └── FingerprintError                     a param or source token that cannot be hashed
     ├── InvalidOptionError(ValueError)           an option given a value it does not take
-    │   │                                         (a pipeline's name or code=, a log level,
-    │   │                                         a graph format)
+    │   │                                         (a pipeline's name or code=, an expiry
+    │   │                                         policy, a log level, a graph format)
     │   └── OptionTypeError(TypeError)           ... given a value of the wrong type
     ├── ExecutorError(ValueError)                an executor that cannot be used
     ├── TaskNotSendable(TypeError)               a task that cannot be pickled to a worker
@@ -144,8 +144,8 @@ class PipelineFailedError(LittlePipelinesError, RuntimeError):
 
 
 class InvalidOptionError(LittlePipelinesError, ValueError):
-    """An option given a value it does not take (a pipeline's name or `code=`, a log
-    level or format, a graph format)."""
+    """An option given a value it does not take (a pipeline's name or `code=`, an expiry
+    policy's arguments, a log level or format, a graph format)."""
 
 
 class OptionTypeError(InvalidOptionError, TypeError):
