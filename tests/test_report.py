@@ -45,3 +45,17 @@ def test_statuses_in_a_report_are_plain_strings(pipelines) -> None:
 def test_last_line_of_an_error() -> None:
     assert last_line("Traceback ...\n  File x\nValueError: bad\n") == "ValueError: bad"
     assert last_line("  \n") == "failed" and last_line(None, "-") == "-"
+
+
+def test_a_plan_outcome_names_the_state_of_the_stored_result() -> None:
+    from little_pipelines.report import State
+
+    def plan(status: str, *kinds: str) -> lp.TaskOutcome:
+        return lp.TaskOutcome("t", status, tuple(lp.Reason(k) for k in kinds))
+
+    assert State.of(plan("run", "no_result")) is State.NOT_CACHED
+    assert State.of(plan("run", "forced")) is State.STALE
+    assert State.of(plan("cached", "unchanged")) is State.CACHED
+    assert State.of(plan("waiting", "waiting")) is State.WAITING
+    for state in State:
+        assert state.style and state.fill.startswith("#") and state.stroke.startswith("#")

@@ -17,6 +17,7 @@ from rich.tree import Tree
 from .errors import InvalidOptionError
 from .graph import dependants
 from .render import STATE_STYLE, dependencies, plan_states
+from .report import State
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -25,15 +26,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("tree", "mermaid", "dot")
 
-#: State -> (fill, stroke) for the text formats; the terminal uses STATE_STYLE.
-STATE_COLOURS: dict[str, tuple[str, str]] = {
-    "cached": ("#d7f2f4", "#0b7285"),
-    "stale": ("#f3d9fa", "#862e9c"),
-    "not cached": ("#fff3bf", "#e67700"),
-    "waiting": ("#f1f3f5", "#868e96"),
-    "skipped": ("#fff3bf", "#e67700"),
-    "failed": ("#ffe3e3", "#c92a2a"),
-}
+#: State -> (fill, stroke) for the text formats (see report.State).
+STATE_COLOURS: dict[str, tuple[str, str]] = {s.value: (s.fill, s.stroke) for s in State}
 
 Deps = Mapping[str, Sequence[str]]
 

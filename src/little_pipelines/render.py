@@ -22,20 +22,13 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from .report import Reason, RunReport, Status, TaskOutcome, fmt_time, last_line
+from .report import Reason, RunReport, State, Status, TaskOutcome, fmt_time, last_line
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
-#: A task's state before a run, named from its plan outcome: label -> style.
-STATE_STYLE: dict[str, str] = {
-    "cached": "cyan",
-    "stale": "magenta",
-    "not cached": "yellow",
-    "waiting": "dim",
-    "skipped": "yellow",
-    "failed": "bold red",
-}
+#: A stored result's state (see report.State) -> its Rich style.
+STATE_STYLE: dict[str, str] = {s.value: s.style for s in State}
 
 #: Expiry kinds of a stored record -> how to say when it expires.
 EXPIRY_TEXT: dict[str, str] = {
@@ -109,9 +102,7 @@ def status_text(status: str, label: str | None = None) -> Text:
 
 def state_of(outcome: TaskOutcome) -> str:
     """A plan outcome as the state of the stored result: cached, stale, not cached, ..."""
-    if outcome.status == "run":
-        return "not cached" if any(r.kind == "no_result" for r in outcome.reasons) else "stale"
-    return outcome.status if outcome.status in STATE_STYLE else "stale"
+    return State.of(outcome).value
 
 
 def state_text(state: str) -> Text:

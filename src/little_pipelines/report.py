@@ -118,6 +118,50 @@ _LOOK: dict[Status, tuple[str, str, str, str]] = {
 }
 _BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
 
+
+class State(StrEnum):
+    """A task's stored result as a plan sees it (`lpipe list`, `graph`), with its look:
+    a Rich `style` for the terminal, `fill` and `stroke` colours for Mermaid and DOT."""
+
+    CACHED = "cached"
+    STALE = "stale"
+    NOT_CACHED = "not cached"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    @property
+    def style(self) -> str:
+        return _STATE_LOOK[self][0]
+
+    @property
+    def fill(self) -> str:
+        return _STATE_LOOK[self][1]
+
+    @property
+    def stroke(self) -> str:
+        return _STATE_LOOK[self][2]
+
+    @classmethod
+    def of(cls, outcome: TaskOutcome) -> State:
+        """A plan outcome as the state of the stored result."""
+        if outcome.status == Status.RUN:
+            return cls.NOT_CACHED if any(
+                r.kind == "no_result" for r in outcome.reasons) else cls.STALE
+        return _STATE_BY_VALUE.get(outcome.status, cls.STALE)
+
+
+#: Each state's (Rich style, fill, stroke).
+_STATE_LOOK: dict[State, tuple[str, str, str]] = {
+    State.CACHED: ("cyan", "#d7f2f4", "#0b7285"),
+    State.STALE: ("magenta", "#f3d9fa", "#862e9c"),
+    State.NOT_CACHED: ("yellow", "#fff3bf", "#e67700"),
+    State.WAITING: ("dim", "#f1f3f5", "#868e96"),
+    State.SKIPPED: ("yellow", "#fff3bf", "#e67700"),
+    State.FAILED: ("bold red", "#ffe3e3", "#c92a2a"),
+}
+_STATE_BY_VALUE: dict[str, State] = {s.value: s for s in State}
+
 #: Outcome status -> (symbol, Rich style); kept for callers of the earlier table.
 STATUS_STYLE: dict[str, tuple[str, str]] = {s.value: (s.symbol, s.style) for s in Status}
 
