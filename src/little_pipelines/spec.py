@@ -53,7 +53,7 @@ class RunSpec:
     name: str
     tasks: Mapping[str, Task]
     deps: Mapping[str, list[str]]
-    selected: list[str]
+    selected: tuple[str, ...]
     inputs: Mapping[str, list[str]]
     params: Mapping[str, dict[str, Any]]
     store: Store
@@ -126,7 +126,7 @@ def build_spec(
     else:
         chosen = set(order)
     skipped -= forced  # as the original: "forced tasks execute even if ignored"
-    selected = [n for n in order if n in chosen]
+    selected = tuple(n for n in order if n in chosen)
     params: dict[str, dict[str, Any]] = {}
     for n in selected:  # fixed for the run, and travelling with the task to workers
         task = tasks[n]

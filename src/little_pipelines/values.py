@@ -11,7 +11,7 @@ damaged value file is never handed to a task as if it were the result.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
@@ -26,7 +26,7 @@ class RunValues:
     """Pickled results still needed by the run, with how many dependants are left."""
 
     def __init__(
-        self, store: Store, deps: Mapping[str, list[str]], selected: list[str],
+        self, store: Store, deps: Mapping[str, list[str]], selected: Iterable[str],
         digests: Mapping[str, str | None],
     ) -> None:
         self._store = store
