@@ -19,10 +19,11 @@ from .errors import (
 )
 from .fingerprint import expand_inputs
 from .freshness import Probe, check_params, current_state
-from .log import ensure_console, run_logger
+from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
 from .task import Task
+from .taskcode import redefines
 
 if TYPE_CHECKING:
     from .explain import Explanation
@@ -108,9 +109,11 @@ class Pipeline:
         known = self._tasks.get(task.name)
         if known is task:
             return
-        if known is not None:
+        if known is not None and not redefines(known, task):
             self._duplicates.append(task.name)
             return
+        if known is not None:  # a notebook cell run again: its new definition wins
+            lib_logger.info("task {!r} redefined", task.name)
         self._tasks[task.name] = task
         task.pipeline = self
         task._logger = None  # rebind to this pipeline's log folder

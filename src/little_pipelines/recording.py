@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import expire
 from .executors import PicklingFailed
-from .fingerprint import digest_bytes
-from .freshness import SCHEMA, State, code_texts, expiry_fields, inputs_after_run
+from .fingerprint import content_digest, digest_bytes
+from .freshness import SCHEMA, State, expiry_fields, inputs_after_run
 from .report import Reason, RunReport, TaskOutcome
+from .taskcode import code_texts
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
@@ -106,8 +107,10 @@ class Recorder:
                            attempts=attempts)
                 return
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            content = content_digest(value)  # equal values, equal digests: early cutoff
         else:
             kind = value  # a remote worker sends the type's name along with the bytes
+            content = None
         digest = digest_bytes(blob)
         when = now()
         state = inputs_after_run(job.state, task.logger)
@@ -123,7 +126,8 @@ class Recorder:
         record: Record = {
             "schema": SCHEMA,
             **state.record_fields(),
-            "digest": digest,
+            "digest": digest,  # of the bytes: the store checks the value is intact
+            **({"value_digest": content} if content is not None else {}),
             "created_at": when.timestamp(),
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
