@@ -105,7 +105,8 @@ def value_digest(value: Any, persistent_id: Callable[[Any], Any] | None = None) 
 
     Builtin containers are digested by their elements (sets and frozensets by their
     elements' digests, sorted: their pickles depend on the per-process hash seed;
-    dicts keep their order, which a reader can observe). numpy arrays and
+    dicts by their items' digests, sorted, as `==` ignores their order: a dict built
+    from a set has a seed-dependent order too). numpy arrays and
     pandas/polars frames count by their content, and types given to
     `register_digest` by their function. Anything else counts by its pickle; what
     cannot be pickled raises, so it is never silently left out.
@@ -158,10 +159,14 @@ def _feed(h: Any, value: Any, path: set[int], pid: Callable[[Any], Any] | None) 
             raise ValueError("a container that contains itself")
         path.add(id(value))
         h.update(b"(%s %d:" % (kind.__name__.encode(), len(value)))
-        if kind is dict:
-            for k, v in value.items():
-                _feed(h, k, path, pid)
-                _feed(h, v, path, pid)
+        if kind is dict and all(type(k) in _ATOMIC and type(v) in _ATOMIC
+                                for k, v in value.items()):  # fast path for flat data
+            h.update(repr(sorted((type(k).__name__, repr(k), repr(v)) for k, v in value.items())
+                          ).encode("utf-8", "surrogatepass"))
+        elif kind is dict:  # by its items, sorted: == ignores order, and so does the digest
+            for pair in sorted(value_digest(k, pid) + value_digest(v, pid)
+                               for k, v in value.items()):
+                h.update(pair.encode())
         elif kind in (set, frozenset):
             for digest in sorted(value_digest(v, pid) for v in value):
                 h.update(digest.encode())
@@ -223,7 +228,7 @@ def _pandas_digest(obj: Any) -> bytes:
     hash_object = pd.util.hash_pandas_object
 
     def index(ix: Any) -> None:
-        h.update(repr((type(ix).__name__, list(ix.names), str(ix.dtype))).encode())
+        h.update(repr((list(ix.names), str(ix.dtype))).encode())  # RangeIndex == Index
         h.update(hash_object(ix, index=False, categorize=False).to_numpy().tobytes())
 
     if isinstance(obj, pd.Index):

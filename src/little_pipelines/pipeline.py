@@ -111,6 +111,7 @@ class Pipeline:
             return
         if known is not None and not redefines(known, task):
             self._duplicates.append(task.name)
+            self._changed()  # validate again: a duplicate added after a run is an error too
             return
         if known is not None:  # a notebook cell run again: its new definition wins
             lib_logger.info("task {!r} redefined", task.name)

@@ -174,7 +174,9 @@ class CodeIndex:
         return [], refs
 
     def _function_piece(self, fn: Any) -> tuple[tuple[str, Piece], list[Any]]:
-        name = f"{fn.__module__}.{fn.__qualname__}"
+        # The code's own qualified name: @functools.wraps copies the wrapped function's
+        # __qualname__ onto a wrapper, whose code is another function's.
+        name = f"{fn.__module__}.{fn.__code__.co_qualname}"
         module = sys.modules.get(fn.__module__ or "")
         src = self._source(fn.__code__.co_filename)
         node = src.function(fn) if src is not None else None
@@ -214,7 +216,7 @@ class CodeIndex:
         try:
             digest = value_digest(ref.value, persistent_id=_pid(refs))
         except Exception as e:
-            why = f"{ref.key} (a {kind.__qualname__}) cannot be fingerprinted: {e}"
+            why = f"{ref.key} (a {type(ref.value).__qualname__}) cannot be fingerprinted: {e}"
             return [], [_WholeModule(ref.module, why)]
         short = ref.key.rpartition(".")[2]
         return [(ref.key, Piece(digest, f"{short} = {short_repr(ref.value)}", kind="value"))], refs
@@ -278,8 +280,9 @@ class _Source:
                 self._index(child, prefix)
 
     def function(self, fn: Any) -> ast.AST | None:
-        """The definition of `fn`, matched by qualified name and first line."""
-        candidates = [n for n in self.defs.get(fn.__qualname__, [])
+        """The definition of `fn`, matched by its code's qualified name and first line
+        (no guess: a file edited since it was imported gives None, and the bytecode)."""
+        candidates = [n for n in self.defs.get(fn.__code__.co_qualname, [])
                       if not isinstance(n, ast.ClassDef)]
         line = fn.__code__.co_firstlineno
         for node in candidates:
@@ -287,7 +290,7 @@ class _Source:
             first = min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
             if first <= line <= node.lineno:  # type: ignore[attr-defined]
                 return node
-        return candidates[0] if len(candidates) == 1 else None
+        return None
 
     def node_of(self, qualname: str) -> ast.AST | None:
         nodes = [n for n in self.defs.get(qualname, []) if isinstance(n, ast.ClassDef)]
