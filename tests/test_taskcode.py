@@ -4,9 +4,12 @@ tasks that use the edited thing (issue 10), checked by editing real module files
 from __future__ import annotations
 
 import pytest
-from test_precision import Project, project  # noqa: F401  (the fixture)
 
 import little_pipelines as lp
+import test_precision
+from test_precision import Project
+
+project = test_precision.project  # the fixture: a project on disk, imported afresh
 
 HELPERS = """
     import datetime
