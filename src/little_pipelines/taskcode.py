@@ -104,6 +104,9 @@ class CodeIndex:
         self._closures: dict[int, dict[str, Piece]] = {}
         self._sources: dict[str, _Source | None] = {}
         self._stamps: dict[Any, tuple[str, FileStamp | CodeStamp]] = {}
+        # Each object's pieces once per run, however many tasks reach it (the object is
+        # held, so its id cannot be reused within the run).
+        self._visits: dict[Any, tuple[Any, list[tuple[str, Piece]], list[Any]]] = {}
 
     def pieces(self, functions: list[Callable[..., Any]]) -> dict[str, Piece]:
         """Every piece the functions depend on, transitively."""
@@ -131,13 +134,17 @@ class CodeIndex:
         keep: list[Any] = []  # holds visited objects so their ids stay unique
         while stack:
             obj = stack.pop()
-            ident: Any = obj.key if isinstance(obj, _Value) else (
+            # A value by its name and identity: two closures' `n` are two pieces.
+            ident: Any = ("value", obj.key, id(obj.value)) if isinstance(obj, _Value) else (
                 ("module", id(obj.module)) if isinstance(obj, _WholeModule) else id(obj))
             if ident in seen:
                 continue
             seen.add(ident)
             keep.append(obj)
-            pieces, refs = self._visit(obj)
+            memo = self._visits.get(ident)
+            if memo is None:
+                memo = self._visits[ident] = (obj, *self._visit(obj))
+            _, pieces, refs = memo
             for key, piece in pieces:
                 known = found.get(key)
                 if known is not None and known.digest != piece.digest:
@@ -193,7 +200,12 @@ class CodeIndex:
             digest = digest_bytes(marshal.dumps(_without_places(fn.__code__)))
             return (name, Piece(digest, kind="code")), [r for r in refs if r is not None]
         source = _normalised(node)
-        refs = _resolve_names(node, fn.__globals__, _closure_vars(fn), fn.__module__, module)
+        # What the code loads as globals (not its locals), and what its decorators name.
+        names = _code_names(fn.__code__) | set(fn.__code__.co_freevars) | {
+            n.id for d in getattr(node, "decorator_list", []) for n in ast.walk(d)
+            if isinstance(n, ast.Name)}
+        refs = _resolve_names(node, fn.__globals__, _closure_vars(fn), fn.__module__, module,
+                              names)
         return (name, Piece(digest_bytes(source.encode()), source)), refs + _dynamic_refs(
             node, name, fn.__globals__, module)
 
@@ -212,7 +224,9 @@ class CodeIndex:
             digest = value_digest(sorted(k for k in vars(cls) if not k.startswith("__")))
             return (name, Piece(digest, kind="class")), bases + [m for m in members if m]
         source = _normalised(node)
-        refs = _resolve_names(node, vars(module), {}, cls.__module__, module)
+        local = {n for code in codes for n in code.co_varnames if n not in _code_names(code)}
+        refs = _resolve_names(node, vars(module), {}, cls.__module__, module,
+                              {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - local)
         return (name, Piece(digest_bytes(source.encode()), source, kind="class")), (
             bases + refs + _dynamic_refs(node, name, vars(module), module))
 
@@ -268,6 +282,7 @@ class _Source:
     """A parsed module file or cell: its definitions by qualified name."""
 
     def __init__(self, tree: ast.Module) -> None:
+        _strip_docstrings(tree)
         self.defs: dict[str, list[ast.AST]] = {}
         self._index(tree, "")
         self.tree = tree
@@ -305,8 +320,12 @@ class _Source:
 
 
 def _normalised(node: ast.AST) -> str:
-    """Source text without comments, docstrings or formatting."""
-    tree = ast.parse(ast.unparse(node))
+    """Source text without comments or formatting (docstrings: see `_strip_docstrings`)."""
+    return ast.unparse(node)
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """Drop docstrings in place (once per parsed file: the tree is this run's own)."""
     for sub in ast.walk(tree):
         body = getattr(sub, "body", None)
         if (isinstance(sub, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
@@ -314,7 +333,7 @@ def _normalised(node: ast.AST) -> str:
                 and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             sub.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree)
+    return tree
 
 
 def _dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
@@ -335,12 +354,17 @@ def _dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
 
 
 def _resolve_names(node: ast.AST, globals_: Mapping[str, Any], closure: Mapping[str, Any],
-                   module_name: str, module: types.ModuleType | None) -> list[Any]:
-    """What the code refers to by global or closure name, or by `module.attr` chains."""
+                   module_name: str, module: types.ModuleType | None, names: set[str]
+                   ) -> list[Any]:
+    """What the code refers to by global or closure name, or by `module.attr` chains
+    (only `names`: a parameter named like a task is the task's result, not its code)."""
     refs: list[Any] = []
     for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id not in names:
+            continue
         if isinstance(sub, ast.Attribute):
-            found = _lookup(_attr_chain(sub), globals_, closure)
+            chain = _attr_chain(sub)
+            found = _lookup(chain, globals_, closure) if chain and chain[0] in names else None
             if found is not None:
                 refs.append(_classify(*found))
         elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
@@ -538,8 +562,9 @@ def _is_stdlib(module_name: str) -> bool:
 @lru_cache(maxsize=1)
 def _library_roots() -> tuple[str, ...]:
     roots = set()
+    paths = sysconfig.get_paths()
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        path = sysconfig.get_paths().get(key)
+        path = paths.get(key)
         if path:
             roots.add(os.path.realpath(path) + os.sep)
     for path in [*site.getsitepackages(), site.getusersitepackages()]:
@@ -551,8 +576,10 @@ def _library_roots() -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def _distributions() -> Mapping[str, list[str]]:
-    """Top-level module -> distributions: built once per process (it scans every
-    installed distribution; once per package made function mode ~30x slower)."""
+    """Top-level module -> distributions, for packages not named like their module
+    (`yaml` of PyYAML). Built once per process, and only then: it reads every installed
+    distribution's file list (~0.3 s in a dev environment); done once per package it
+    made function mode ~30x slower than module mode."""
     return importlib.metadata.packages_distributions()
 
 
@@ -560,6 +587,10 @@ def _distributions() -> Mapping[str, list[str]]:
 def _version_of(top: str) -> str:
     if _is_stdlib(top):
         return f"python{sys.version_info.major}.{sys.version_info.minor}"
+    try:  # most packages' distribution is named after them: one lookup, no scan
+        return importlib.metadata.version(top)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        pass
     for dist in _distributions().get(top, []):
         try:
             return importlib.metadata.version(dist)
