@@ -587,6 +587,14 @@ def _distributions() -> Mapping[str, list[str]]:
 def _version_of(top: str) -> str:
     if _is_stdlib(top):
         return f"python{sys.version_info.major}.{sys.version_info.minor}"
+    module = sys.modules.get(top)
+    path = getattr(module, "__file__", None)
+    if path:  # its folder's `<name>-<version>.dist-info`, listed once per folder
+        is_package = os.path.basename(path).startswith("__init__.")
+        folder = os.path.dirname(os.path.dirname(path) if is_package else path)
+        version = _dist_infos(folder).get(top.lower())
+        if version:
+            return version
     try:  # most packages' distribution is named after them: one lookup, no scan
         return importlib.metadata.version(top)
     except (importlib.metadata.PackageNotFoundError, ValueError):
@@ -596,8 +604,22 @@ def _version_of(top: str) -> str:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-    module = sys.modules.get(top)
     return str(getattr(module, "__version__", "unknown"))
+
+
+@lru_cache(maxsize=64)
+def _dist_infos(folder: str) -> dict[str, str]:
+    """Normalised distribution name -> version, from a site folder's dist-info names."""
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return {}
+    out = {}
+    for entry in entries:
+        if entry.endswith(".dist-info"):
+            name, _, version = entry[: -len(".dist-info")].partition("-")
+            out[name.lower().replace("-", "_").replace(".", "_")] = version
+    return out
 
 
 # -- a task's code part of its state ---------------------------------------------------
