@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import graph
+from .codesource import redefines
 from .engine import Options, Run
 from .errors import (
     LittlePipelinesError,
@@ -23,7 +24,6 @@ from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
 from .task import Task
-from .taskcode import redefines
 
 if TYPE_CHECKING:
     from .explain import Explanation

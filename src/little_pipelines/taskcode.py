@@ -33,20 +33,29 @@ source is the normalised text kept so `explain` can show a diff.
 from __future__ import annotations
 
 import ast
-import importlib.metadata
 import inspect
-import linecache
 import marshal
-import os
-import site
 import sys
-import sysconfig
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .codesource import (
+    Source,
+    attr_chain,
+    cell_texts,
+    closure_vars,
+    code_names,
+    is_interactive,
+    is_stdlib,
+    is_user_file,
+    is_user_module,
+    load_source,
+    normalised,
+    version_of,
+    without_places,
+)
 from .fingerprint import (
     CodeStamp,
     FileDigests,
@@ -102,7 +111,7 @@ class CodeIndex:
     def __init__(self, files: FileDigests | None = None) -> None:
         self.files = files if files is not None else FileDigests()
         self._closures: dict[int, dict[str, Piece]] = {}
-        self._sources: dict[str, _Source | None] = {}
+        self._sources: dict[str, Source | None] = {}
         self._stamps: dict[Any, tuple[str, FileStamp | CodeStamp]] = {}
         # Each object's pieces once per run, however many tasks reach it (the object is
         # held, so its id cannot be reused within the run).
@@ -123,6 +132,11 @@ class CodeIndex:
         if memo is None:
             memo = self._stamps[fn] = code_stamp(fn, self.files, old)
         return memo
+
+    def _load(self, path: str) -> Source | None:
+        if path not in self._sources:
+            self._sources[path] = load_source(path)
+        return self._sources[path]
 
     # -- the walk -----------------------------------------------------------------
     def _closure(self, root: Any) -> dict[str, Piece]:
@@ -165,20 +179,20 @@ class CodeIndex:
         if isinstance(obj, _WholeModule):
             return self._whole_module(obj)
         if isinstance(obj, types.ModuleType):
-            if _is_user_module(obj):
+            if is_user_module(obj):
                 return self._whole_module(_WholeModule(obj, "a module used as a value"))
             return [_package_piece(obj.__name__)], []
         if _is_task(obj):
             return [], list(obj.code_functions())
         refs = [w] if (w := _wrapped(obj)) is not None else []
         if inspect.isfunction(obj):
-            if not _is_user_file(obj.__code__.co_filename):
+            if not is_user_file(obj.__code__.co_filename):
                 return [_package_piece(obj.__module__ or "")], refs + _closure_refs(obj)
             piece, more = self._function_piece(obj)
             return [piece], refs + more
         if inspect.isclass(obj):
             module = sys.modules.get(obj.__module__)
-            if module is None or not _is_user_module(module):
+            if module is None or not is_user_module(module):
                 return [_package_piece(obj.__module__)], refs
             piece, more = self._class_piece(obj, module)
             return [piece], refs + more
@@ -192,19 +206,19 @@ class CodeIndex:
         # __qualname__ onto a wrapper, whose code is another function's.
         name = f"{fn.__module__}.{fn.__code__.co_qualname}"
         module = sys.modules.get(fn.__module__ or "")
-        src = self._source(fn.__code__.co_filename)
+        src = self._load(fn.__code__.co_filename)
         node = src.function(fn) if src is not None else None
         if node is None:  # no source (built by exec): its bytecode, and every name it uses
             refs = [_classify(f"{fn.__module__}.{n}", module, fn.__globals__[n])
-                    for n in _code_names(fn.__code__) if n in fn.__globals__]
-            digest = digest_bytes(marshal.dumps(_without_places(fn.__code__)))
+                    for n in code_names(fn.__code__) if n in fn.__globals__]
+            digest = digest_bytes(marshal.dumps(without_places(fn.__code__)))
             return (name, Piece(digest, kind="code")), [r for r in refs if r is not None]
-        source = _normalised(node)
+        source = normalised(node)
         # What the code loads as globals (not its locals), and what its decorators name.
-        names = _code_names(fn.__code__) | set(fn.__code__.co_freevars) | {
+        names = code_names(fn.__code__) | set(fn.__code__.co_freevars) | {
             n.id for d in getattr(node, "decorator_list", []) for n in ast.walk(d)
             if isinstance(n, ast.Name)}
-        refs = _resolve_names(node, fn.__globals__, _closure_vars(fn), fn.__module__, module,
+        refs = _resolve_names(node, fn.__globals__, closure_vars(fn), fn.__module__, module,
                               names)
         return (name, Piece(digest_bytes(source.encode()), source)), refs + _dynamic_refs(
             node, name, fn.__globals__, module)
@@ -215,7 +229,7 @@ class CodeIndex:
         methods = [getattr(m, "__func__", m) for m in vars(cls).values()]
         codes = [m.__code__ for m in methods if inspect.isfunction(m)]
         path = getattr(module, "__file__", None) or (codes[0].co_filename if codes else "")
-        src = self._source(path) if path else None
+        src = self._load(path) if path else None
         node = src.node_of(cls.__qualname__) if src is not None else None
         bases = [b for b in cls.__bases__ if b is not object]
         if node is None:  # no source: every member, by code and by value
@@ -223,8 +237,8 @@ class CodeIndex:
                        if not k.startswith("__")]
             digest = value_digest(sorted(k for k in vars(cls) if not k.startswith("__")))
             return (name, Piece(digest, kind="class")), bases + [m for m in members if m]
-        source = _normalised(node)
-        local = {n for code in codes for n in code.co_varnames if n not in _code_names(code)}
+        source = normalised(node)
+        local = {n for code in codes for n in code.co_varnames if n not in code_names(code)}
         refs = _resolve_names(node, vars(module), {}, cls.__module__, module,
                               {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - local)
         return (name, Piece(digest_bytes(source.encode()), source, kind="class")), (
@@ -247,11 +261,11 @@ class CodeIndex:
         if module is None:
             return [], []
         path = getattr(module, "__file__", None)
-        src = self._source(path) if path else None
+        src = self._load(path) if path else None
         if src is not None:
             label, text = path, src.normalised
         else:  # a notebook's __main__: every cell this kernel ran
-            label, text = "(every cell run in this kernel)", "\n\n".join(_cell_texts())
+            label, text = "(every cell run in this kernel)", "\n\n".join(cell_texts())
         piece = Piece(digest_bytes(text.encode("utf-8", "surrogatepass")), text,
                       f"whole module {label}: {whole.why}", kind="module")
         refs = [r for name, value in vars(module).items()
@@ -260,80 +274,6 @@ class CodeIndex:
                 if (r := _classify(f"{module.__name__}.{name}", module, value)) is not None]
         return [(f"module {module.__name__}", piece)], refs
 
-    def _source(self, path: str) -> _Source | None:
-        if path not in self._sources:
-            text = None
-            if not path.startswith("<") and os.path.isfile(path):
-                try:
-                    with open(path, encoding="utf-8") as f:
-                        text = f.read()
-                except (OSError, ValueError):
-                    text = None
-            else:  # an IPython cell: its source is kept in linecache
-                text = "".join(linecache.getlines(path)) or None
-            try:
-                self._sources[path] = _Source(ast.parse(text)) if text else None
-            except (SyntaxError, ValueError):
-                self._sources[path] = None
-        return self._sources[path]
-
-
-class _Source:
-    """A parsed module file or cell: its definitions by qualified name."""
-
-    def __init__(self, tree: ast.Module) -> None:
-        _strip_docstrings(tree)
-        self.defs: dict[str, list[ast.AST]] = {}
-        self._index(tree, "")
-        self.tree = tree
-
-    @property
-    def normalised(self) -> str:
-        return _normalised(self.tree)
-
-    def _index(self, node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                qual = f"{prefix}{child.name}"
-                self.defs.setdefault(qual, []).append(child)
-                inner = f"{qual}." if isinstance(child, ast.ClassDef) else f"{qual}.<locals>."
-                self._index(child, inner)
-            else:
-                self._index(child, prefix)
-
-    def function(self, fn: Any) -> ast.AST | None:
-        """The definition of `fn`, matched by its code's qualified name and first line
-        (no guess: a file edited since it was imported gives None, and the bytecode)."""
-        candidates = [n for n in self.defs.get(fn.__code__.co_qualname, [])
-                      if not isinstance(n, ast.ClassDef)]
-        line = fn.__code__.co_firstlineno
-        for node in candidates:
-            decorators = getattr(node, "decorator_list", [])
-            first = min([node.lineno, *(d.lineno for d in decorators)])  # type: ignore[attr-defined]
-            if first <= line <= node.lineno:  # type: ignore[attr-defined]
-                return node
-        return None
-
-    def node_of(self, qualname: str) -> ast.AST | None:
-        nodes = [n for n in self.defs.get(qualname, []) if isinstance(n, ast.ClassDef)]
-        return nodes[-1] if len(nodes) == 1 else None  # two classes of one name: no guess
-
-
-def _normalised(node: ast.AST) -> str:
-    """Source text without comments or formatting (docstrings: see `_strip_docstrings`)."""
-    return ast.unparse(node)
-
-
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    """Drop docstrings in place (once per parsed file: the tree is this run's own)."""
-    for sub in ast.walk(tree):
-        body = getattr(sub, "body", None)
-        if (isinstance(sub, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
-            sub.body = body[1:] or [ast.Pass()]
-    return tree
 
 
 def _dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
@@ -363,7 +303,7 @@ def _resolve_names(node: ast.AST, globals_: Mapping[str, Any], closure: Mapping[
         if isinstance(sub, ast.Name) and sub.id not in names:
             continue
         if isinstance(sub, ast.Attribute):
-            chain = _attr_chain(sub)
+            chain = attr_chain(sub)
             found = _lookup(chain, globals_, closure) if chain and chain[0] in names else None
             if found is not None:
                 refs.append(_classify(*found))
@@ -384,18 +324,6 @@ def _classify(key: str, module: Any, value: Any) -> Any:
             or _is_task(value)):
         return value
     return _Value(key, module, value)
-
-
-def _attr_chain(node: ast.Attribute) -> list[str]:
-    parts = [node.attr]
-    value = node.value
-    while isinstance(value, ast.Attribute):
-        parts.append(value.attr)
-        value = value.value
-    if not isinstance(value, ast.Name):
-        return []
-    parts.append(value.id)
-    return parts[::-1]
 
 
 def _lookup(chain: list[str], globals_: Mapping[str, Any], closure: Mapping[str, Any]
@@ -434,7 +362,7 @@ def _pid(refs: list[Any]) -> Callable[[Any], Any]:
         if wrapped is not None:  # @lru_cache and kin pickle by name: follow the function
             refs.append(wrapped)
             return f"wrapped {getattr(obj, '__qualname__', kind.__qualname__)}"
-        if (inspect.isclass(obj) or inspect.isbuiltin(obj)) and not _is_stdlib(
+        if (inspect.isclass(obj) or inspect.isbuiltin(obj)) and not is_stdlib(
                 getattr(obj, "__module__", None) or ""):
             refs.append(obj)
             return f"ref {obj.__module__}.{obj.__qualname__}"
@@ -467,159 +395,19 @@ def _is_task(obj: Any) -> bool:
     return type(obj).__module__ == "little_pipelines.task" and hasattr(obj, "code_functions")
 
 
-def _closure_vars(fn: Any) -> dict[str, Any]:
-    out = {}
-    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
-        try:
-            out[name] = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-    return out
-
-
 def _closure_refs(fn: Any) -> list[Any]:
     """A library function's closure may hold the user's function (a decorator without
     functools.wraps): follow what it holds."""
     module = sys.modules.get(fn.__module__ or "")
     found = [_classify(f"{fn.__module__}.{fn.__qualname__}.<closure>.{k}", module, v)
-             for k, v in _closure_vars(fn).items()]
+             for k, v in closure_vars(fn).items()]
     return [r for r in found if r is not None and not isinstance(r, _Value)]
-
-
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
-def _without_places(code: types.CodeType) -> types.CodeType:
-    """Code without its file name and first line, which differ between kernels."""
-    consts = tuple(_without_places(c) if isinstance(c, types.CodeType) else c
-                   for c in code.co_consts)
-    return code.replace(co_filename="", co_firstlineno=1, co_consts=consts)
 
 
 def _package_piece(module_name: str) -> tuple[str, Piece]:
     top = module_name.partition(".")[0]
-    key = f"{top}=={_version_of(top)}"
+    key = f"{top}=={version_of(top)}"
     return key, Piece(digest_bytes(key.encode()), key, kind="package")
-
-
-def is_interactive(fn: Any) -> bool:
-    """Whether a function was defined in an IPython cell (a notebook, a console)."""
-    path = getattr(getattr(fn, "__code__", None), "co_filename", "")
-    if not path or path.startswith("<frozen"):
-        return False
-    if path.startswith("<ipython-input-"):
-        return True
-    return not os.path.exists(path) and bool(linecache.getlines(path))
-
-
-def redefines(old: Task, new: Task) -> bool:
-    """Whether `new` is a notebook cell's re-run redefining `old` (the same function,
-    by qualified name, of the interactive `__main__`), not a second task of one name."""
-    old_fns, new_fns = old.code_functions(), new.code_functions()
-    if not old_fns or not new_fns:
-        return False
-    a, b = old_fns[0], new_fns[0]
-    return (a.__module__ == b.__module__ == "__main__" and a.__qualname__ == b.__qualname__
-            and is_interactive(a) and is_interactive(b))
-
-
-def _cell_texts() -> list[str]:
-    """Every cell IPython ran in this kernel (kept in linecache), in a stable order."""
-    return sorted({"".join(entry[2]) for name, entry in list(linecache.cache.items())
-                   if len(entry) == 4 and entry[1] is None
-                   and ("ipykernel_" in name or name.startswith("<ipython-input-"))})
-
-
-def _is_user_file(path: str) -> bool:
-    if path.startswith("<frozen"):
-        return False
-    if path.startswith("<"):
-        return True  # exec'd or typed in: the user's
-    real = os.path.realpath(path)
-    return not any(real.startswith(root) for root in _library_roots())
-
-
-def _is_user_module(module: types.ModuleType) -> bool:
-    """A module of the user's project: not built in, not stdlib, not an installed package."""
-    if module.__name__ in sys.builtin_module_names:
-        return False
-    path = getattr(module, "__file__", None)
-    if not path:
-        return module.__name__ == "__main__"  # a notebook's or console's namespace
-    return _is_user_file(path)
-
-
-def _is_stdlib(module_name: str) -> bool:
-    top = module_name.partition(".")[0]
-    return top in sys.stdlib_module_names or top in sys.builtin_module_names
-
-
-@lru_cache(maxsize=1)
-def _library_roots() -> tuple[str, ...]:
-    roots = set()
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        path = paths.get(key)
-        if path:
-            roots.add(os.path.realpath(path) + os.sep)
-    for path in [*site.getsitepackages(), site.getusersitepackages()]:
-        roots.add(os.path.realpath(path) + os.sep)
-    roots.add(os.path.realpath(os.path.dirname(os.__file__)) + os.sep)
-    roots.add(os.path.realpath(os.path.dirname(__file__)) + os.sep)  # this library itself
-    return tuple(sorted(roots))
-
-
-@lru_cache(maxsize=1)
-def _distributions() -> Mapping[str, list[str]]:
-    """Top-level module -> distributions, for packages not named like their module
-    (`yaml` of PyYAML). Built once per process, and only then: it reads every installed
-    distribution's file list (~0.3 s in a dev environment); done once per package it
-    made function mode ~30x slower than module mode."""
-    return importlib.metadata.packages_distributions()
-
-
-@lru_cache(maxsize=256)
-def _version_of(top: str) -> str:
-    if _is_stdlib(top):
-        return f"python{sys.version_info.major}.{sys.version_info.minor}"
-    module = sys.modules.get(top)
-    path = getattr(module, "__file__", None)
-    if path:  # its folder's `<name>-<version>.dist-info`, listed once per folder
-        is_package = os.path.basename(path).startswith("__init__.")
-        folder = os.path.dirname(os.path.dirname(path) if is_package else path)
-        version = _dist_infos(folder).get(top.lower())
-        if version:
-            return version
-    try:  # most packages' distribution is named after them: one lookup, no scan
-        return importlib.metadata.version(top)
-    except (importlib.metadata.PackageNotFoundError, ValueError):
-        pass
-    for dist in _distributions().get(top, []):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return str(getattr(module, "__version__", "unknown"))
-
-
-@lru_cache(maxsize=64)
-def _dist_infos(folder: str) -> dict[str, str]:
-    """Normalised distribution name -> version, from a site folder's dist-info names."""
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return {}
-    out = {}
-    for entry in entries:
-        if entry.endswith(".dist-info"):
-            name, _, version = entry[: -len(".dist-info")].partition("-")
-            out[name.lower().replace("-", "_").replace(".", "_")] = version
-    return out
 
 
 # -- a task's code part of its state ---------------------------------------------------
@@ -664,7 +452,7 @@ def code_stamp(fn: Callable[..., Any], files: FileDigests, old: Mapping[str, Any
         except OSError:
             pass
     name = f"<code of {getattr(fn, '__qualname__', repr(fn))}>"
-    blob = marshal.dumps(_without_places(code)) if code is not None else repr(fn).encode()
+    blob = marshal.dumps(without_places(code)) if code is not None else repr(fn).encode()
     return name, CodeStamp("code", digest_bytes(blob))
 
 
