@@ -158,3 +158,38 @@ def test_file_stamps_are_named_and_equal_to_old_plain_tuples(tmp_path: Path) -> 
     stamp = FileStamp(3, 4, "abc")
     assert stamp == (3, 4, "abc") and stamp.digest == "abc"
     assert hash(stamp) == hash((3, 4, "abc"))
+
+
+def as_old_record(record: dict) -> dict:  # type: ignore[type-arg]
+    """A record as the code before issue 10 wrote it: code stamps as plain tuples, with
+    `(0, 0, digest)` for pieces that are not files, and no content digest."""
+    old = dict(record)
+    old["code"] = {k: (0, 0, s[-1]) if len(s) == 2 else tuple(s) for k, s in record["code"].items()}
+    old["inputs"] = {k: tuple(s) for k, s in record["inputs"].items()}
+    old.pop("value_digest", None)
+    return old
+
+
+@pytest.mark.parametrize("mode", ["module", "function"])
+def test_records_written_before_issue_10_cost_at_most_one_rerun(pipelines, mode: str  # type: ignore[no-untyped-def]
+                                                                ) -> None:
+    p = pipelines(f"old_{mode}", code=mode)
+
+    @p.task(version="1")
+    def words():
+        return {"b": 2, "a": 1}
+
+    @p.task
+    def counted(words):
+        return len(words)
+
+    p.execute()
+    store = p._store_or_open()
+    for name in ("words", "counted"):
+        record = store.record(name)
+        store.put(name, store.load_blob(name), as_old_record(record))
+    first = p.execute()
+    assert not first.failed
+    assert set(first.executed) <= {"counted"}  # at most one rerun, never an error
+    assert p.execute().executed == []
+    assert p.get_result("counted") == 2
