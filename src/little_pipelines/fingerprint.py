@@ -151,8 +151,8 @@ def _pickled(value: Any, pid: Callable[[Any], Any] | None) -> bytes:
 def _feed(h: Any, value: Any, path: set[int], pid: Callable[[Any], Any] | None) -> None:
     kind = type(value)
     if kind in _ATOMIC:
-        h.update(b"a" + repr(value).encode("utf-8", "surrogatepass") + kind.__name__.encode()
-                 if kind is not bytes else b"b%d:" % len(value) + value)
+        data = value if kind is bytes else repr(value).encode("utf-8", "surrogatepass")
+        h.update(b"a%s %d:" % (kind.__name__.encode(), len(data)) + data)  # length: no overlap
         return
     if kind in (list, tuple, dict, set, frozenset):
         if id(value) in path:
@@ -182,9 +182,16 @@ def _feed(h: Any, value: Any, path: set[int], pid: Callable[[Any], Any] | None) 
         return
     fn = _digester(value)
     if fn is not None:
-        out = fn(value)
+        try:
+            out = fn(value)
+        except Exception:
+            if fn in _DIGESTERS.values():
+                raise  # the user's own: say so rather than guess
+            h.update(b"p" + _pickled(value, pid))  # a library changed its API: by pickle
+            return
         data = out.encode("utf-8", "surrogatepass") if isinstance(out, str) else bytes(out)
-        h.update(b"t" + f"{kind.__module__}.{kind.__qualname__}".encode() + b":" + data)
+        name = f"{kind.__module__}.{kind.__qualname__}".encode()
+        h.update(b"t%s %d:" % (name, len(data)) + data)
         return
     h.update(b"p" + _pickled(value, pid))
 
