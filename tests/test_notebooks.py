@@ -16,7 +16,7 @@ pytest.importorskip("ipykernel")
 SETUP = 'import json\nimport little_pipelines as lp\np = lp.Pipeline("nb", code={mode!r})'
 BASE = "@p.task\ndef base():\n    return 2"
 DOUBLE = "@p.task\ndef double(base):\n    # twice the base\n    return base * 2"
-NOTE = 'NOTE = "an unrelated cell"'
+NOTE = 'NOTE = "an unrelated cell"\n\n\ndef plus(v):\n    return v + 0'
 RUN = ("report = p.execute()\n"
        "print(json.dumps({'executed': sorted(report.executed), 'double': p.get_result('double')}))")
 
@@ -90,6 +90,14 @@ def test_rerunning_a_cell_in_one_kernel_replaces_the_task(tmp_path: Path, mode: 
         # The same cell run again, unchanged: replaced again, nothing reruns.
         kernel.rerun(2, DOUBLE.replace("base * 2", "base * 5"))
         assert last_json(kernel.rerun(4, RUN)) == {"executed": [], "double": 10}
+        # A helper cell the task uses, edited and run again: the task reruns.
+        kernel.rerun(3, NOTE + "\nNOTE = 1")
+        assert last_json(kernel.rerun(4, RUN))["executed"] == []
+        s = DOUBLE.replace("base * 2", "plus(base) * 5")
+        kernel.rerun(2, s)
+        assert last_json(kernel.rerun(4, RUN)) == {"executed": ["double"], "double": 10}
+        kernel.rerun(3, NOTE.replace("v + 0", "v + 1"))
+        assert last_json(kernel.rerun(4, RUN)) == {"executed": ["double"], "double": 15}
         # Two different functions under one name stay an error, even in a notebook.
         with pytest.raises(nbclient.exceptions.CellExecutionError, match="double"):
             kernel.rerun(3, '@p.task(name="double")\ndef other(base):\n    return 0')
