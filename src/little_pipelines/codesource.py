@@ -21,10 +21,13 @@ import sysconfig
 import types
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .task import Task
+
+class HasCode(Protocol):
+    """What these modules ask of a task (they sit below `task`: no import of it)."""
+
+    def code_functions(self) -> list[Any]: ...
 
 
 class Source:
@@ -114,7 +117,7 @@ def is_interactive(fn: Any) -> bool:
     return not os.path.exists(path) and bool(linecache.getlines(path))
 
 
-def redefines(old: Task, new: Task) -> bool:
+def redefines(old: HasCode, new: HasCode) -> bool:
     """Whether `new` is a notebook cell's re-run redefining `old` (the same function,
     by qualified name, of the interactive `__main__`), not a second task of one name."""
     old_fns, new_fns = old.code_functions(), new.code_functions()

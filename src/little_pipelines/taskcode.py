@@ -39,9 +39,10 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .codesource import (
+    HasCode,
     Source,
     attr_chain,
     cell_texts,
@@ -65,9 +66,6 @@ from .fingerprint import (
     stamp_digest,
     value_digest,
 )
-
-if TYPE_CHECKING:
-    from .task import Task
 
 _DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "__import__", "vars"})
 #: Runtime objects that never change a result (matched by type name: never imported).
@@ -411,12 +409,20 @@ def _package_piece(module_name: str) -> tuple[str, Piece]:
 
 
 # -- a task's code part of its state ---------------------------------------------------
-def code_mode(task: Task) -> str:
+class TaskCode(HasCode, Protocol):
+    """What the code state reads of a task."""
+
+    code: str | None
+    version: str | None
+    pipeline: Any
+
+
+def code_mode(task: TaskCode) -> str:
     """The task's own `code=` choice, else its pipeline's, else "module"."""
     return task.code or getattr(task.pipeline, "code", None) or "module"
 
 
-def code_state(task: Task, index: CodeIndex, old: Mapping[str, Any]
+def code_state(task: TaskCode, index: CodeIndex, old: Mapping[str, Any]
                ) -> tuple[dict[str, FileStamp | CodeStamp], dict[str, str], dict[str, str]]:
     """The code part of a task's state: (stamps, texts for explain, notes) by key."""
     stamps: dict[str, FileStamp | CodeStamp] = {}
