@@ -193,3 +193,37 @@ def test_records_written_before_issue_10_cost_at_most_one_rerun(pipelines, mode:
     assert set(first.executed) <= {"counted"}  # at most one rerun, never an error
     assert p.execute().executed == []
     assert p.get_result("counted") == 2
+
+
+def grown_and_shrunk(mode_file: str) -> set[str]:
+    """An equal set whose iteration order (and pickle) depends on how it was built."""
+    words = set("apple pear plum fig kiwi lime date yuzu".split())
+    if Path(mode_file).read_text() == "grown":
+        words |= {str(i) for i in range(1000)}
+        words -= {str(i) for i in range(1000)}
+    return words
+
+
+def test_equal_sets_from_process_workers_stop_reruns(pipelines, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                     ) -> None:
+    import pickle
+
+    mode = tmp_path / "mode.txt"
+    mode.write_text("plain")
+    plain = grown_and_shrunk(str(mode))
+    mode.write_text("grown")
+    assert pickle.dumps(plain) != pickle.dumps(grown_and_shrunk(str(mode)))  # the premise
+    mode.write_text("plain")
+    p = pipelines("remote_sets")
+
+    @p.task(input_files=[mode])
+    def words():
+        return grown_and_shrunk(str(mode))
+
+    @p.task
+    def counted(words):
+        return len(words)
+
+    assert set(p.execute(executor="processes").executed) == {"words", "counted"}
+    mode.write_text("grown")
+    assert p.execute(executor="processes").executed == ["words"]  # an equal set: cut off

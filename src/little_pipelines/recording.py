@@ -79,7 +79,8 @@ class Recorder:
             self._fail(task, error, duration=out.duration, record=job.record,
                        reasons=job.reasons, attempts=len(out.attempts))
         elif self._backend is not None and self._backend.remote:
-            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts))
+            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts),
+                        content=out.content)
         else:
             self._store(job, out.value, out.duration, attempts=len(out.attempts))
         if retried:
@@ -95,7 +96,8 @@ class Recorder:
                 f"open connections.")
 
     def _store(self, job: Job, value: Any, duration: float, *,
-               blob: bytes | None = None, attempts: int = 1) -> None:
+               blob: bytes | None = None, attempts: int = 1, content: str | None = None
+               ) -> None:
         task = job.task
         if blob is None:
             try:
@@ -109,8 +111,7 @@ class Recorder:
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
             content = content_digest(value)  # equal values, equal digests: early cutoff
         else:
-            kind = value  # a remote worker sends the type's name along with the bytes
-            content = None
+            kind = value  # a remote worker sends the type's name (and digest) with the bytes
         digest = digest_bytes(blob)
         when = now()
         state = inputs_after_run(job.state, task.logger)
