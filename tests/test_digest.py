@@ -197,7 +197,7 @@ def test_records_written_before_issue_10_cost_at_most_one_rerun(pipelines, mode:
 
 def grown_and_shrunk(mode_file: str) -> set[str]:
     """An equal set whose iteration order (and pickle) depends on how it was built."""
-    words = set("apple pear plum fig kiwi lime date yuzu".split())
+    words = {"apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yuzu"}
     if Path(mode_file).read_text() == "grown":
         words |= {str(i) for i in range(1000)}
         words -= {str(i) for i in range(1000)}
