@@ -29,6 +29,7 @@ from .errors import (
     UnsafeStoreError,
     UsageError,
 )
+from .fingerprint import register_digest
 from .loading import find_tasks
 from .log import PERF, set_log_format, set_log_level
 from .pipeline import Pipeline
@@ -66,6 +67,7 @@ __all__ = [
     "UsageError",
     "expire",
     "find_tasks",
+    "register_digest",
     "set_log_format",
     "set_log_level",
 ]

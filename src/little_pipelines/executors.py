@@ -26,6 +26,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ExecutorError, TaskNotSendable, did_you_mean
+from .fingerprint import content_digest
 from .worker import Call, Outcome, call_task, init_process_worker
 
 if TYPE_CHECKING:
@@ -241,6 +242,7 @@ def _finish_remote(out: Outcome) -> Outcome:
     # they are and never unpickles a value it does not need.
     if out.ok:
         out.kind = f"{type(out.value).__module__}.{type(out.value).__qualname__}"
+        out.content = content_digest(out.value)
         try:
             out.value = pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import expire, graph
+from .codesource import redefines
 from .engine import Run
 from .errors import (
     InvalidOptionError,
@@ -21,7 +22,7 @@ from .errors import (
 )
 from .fingerprint import expand_inputs
 from .freshness import Probe, current_state, expiry_reasons
-from .log import ensure_console, run_logger
+from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
 from .spec import RunResult, RunSpec, Selection, TaskNames, build_spec, check_names
 from .store import MISSING, Store
@@ -112,9 +113,12 @@ class Pipeline:
         known = self._tasks.get(task.name)
         if known is task:
             return
-        if known is not None:
+        if known is not None and not redefines(known, task):
             self._duplicates.append(task.name)
+            self.definition_changed()  # validate again: a duplicate added after a run is too
             return
+        if known is not None:  # a notebook cell run again: its new definition wins
+            lib_logger.info("task {!r} redefined", task.name)
         self._tasks[task.name] = task
         task.attach(self)  # the logger follows this pipeline's log folder
         self.definition_changed()
