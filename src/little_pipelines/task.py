@@ -310,7 +310,7 @@ class Task:
     def log_dir(self) -> Path | None:
         """The folder of this task's log file (its pipeline's), as the original; None alone."""
         log_dir = self.pipeline.log_dir if self.pipeline is not None else None
-        return None if log_dir is None else Path(log_dir)
+        return log_dir if log_dir is None or isinstance(log_dir, Path) else Path(log_dir)
 
     @property
     def log_file(self) -> Path | None:
