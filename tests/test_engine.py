@@ -140,3 +140,19 @@ def test_upstream_flags_are_this_runs_while_tasks_below_run(pipelines) -> None:
     p.execute(force_tasks=["Second"])
     assert seen == [(True, False), (False, True)]
     assert (first.is_executed, first.is_skipped) == (False, True)
+
+
+def test_a_run_refused_before_it_starts_leaves_the_last_runs_state(pipelines) -> None:
+    p = pipelines("refused")
+    bad = lp.Task("Bad")
+
+    @bad.process
+    def run(this):
+        raise ValueError("no")
+
+    p.add(bad)
+    p.execute()
+    assert p.failures == ["Bad"]
+    with pytest.raises(lp.UnknownTaskError):
+        p.execute(targets=["Nope"])
+    assert p.failures == ["Bad"]  # nothing ran, nothing was reset

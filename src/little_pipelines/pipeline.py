@@ -245,15 +245,16 @@ class Pipeline:
         Task failures do not raise: see `report.failed` or `report.raise_for_failures()`.
         """
         selection = Selection(targets, force, force_tasks, skip_tasks, single_task, dry_run)
+        # Everything is checked before anything (flags, failures) changes.
+        spec = self._spec(selection, progress=progress if dry_run else _flag_setter(
+            self._tasks, progress), executor=executor, workers=workers, scheduler=scheduler)
         if dry_run:
-            return self._walk(self._spec(selection, progress=progress)).report
+            return self._walk(spec).report
         ensure_console()
         self.failures = []
         for task in self._tasks.values():
             task.is_executed = False
             task.is_skipped = False
-        spec = self._spec(selection, progress=_flag_setter(self._tasks, progress),
-                          executor=executor, workers=workers, scheduler=scheduler)
         report = self._walk(spec).report
         self.failures = report.failed
         self.last_report = report
