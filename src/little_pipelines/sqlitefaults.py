@@ -98,9 +98,22 @@ def _cause(e: BaseException, db: Path) -> tuple[str, str]:
         text = str(e).lower()
         code = next((c for words, c in (("full", 13), ("readonly", 8), ("locked", 5))
                      if words in text), None)
+    if (code or 0) & 0xFF in (0, 10) and _no_space(db.parent):
+        # SQLite reports a disk that filled up while it grew its shared-memory
+        # file as "disk I/O error" (SQLITE_IOERR_SHMSIZE): say what it really is.
+        code = 13
     cause, fix = _CAUSES.get((code or 0) & 0xFF, (
         "an unexpected error", "check the disk and the folder's permissions, then run again"))
     return cause, fix.format(db=str(db))
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the disk holding `folder` has (almost) no room left for us."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 # The byte SQLite locks while a connection writes: WAL_WRITE_LOCK in the -shm file
@@ -157,7 +170,8 @@ def store_error(directory: Path, doing: str, e: BaseException, wait: float) -> S
                f"is just slow, wait longer with {_WAIT_ENV}=<seconds>")
     what = str(e) or type(e).__name__
     return StoreError(
-        f"The store in {str(directory)!r} could not be {doing}: {cause} "
+        f"The store in {str(directory)!r} could not be "
+        f"{ {'write': 'written'}.get(doing, doing)}: {cause} "
         f"({type(e).__name__}: {what}). To fix: {fix}. The store was left as it was."
     )
 
