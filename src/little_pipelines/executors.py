@@ -48,7 +48,9 @@ class SequentialExecutor(Executor):
         fut: Future[T] = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except Exception as e:  # a KeyboardInterrupt propagates to the run loop
+        except KeyboardInterrupt:  # propagates to the run loop
+            raise
+        except BaseException as e:  # as a thread pool does: the call's failure, not the run's
             fut.set_exception(e)
         return fut
 
@@ -229,7 +231,9 @@ def _remote(call: Call) -> Call:
 
 
 def _unpickle(blobs: Mapping[str, bytes]) -> dict[str, Any]:
-    return {name: pickle.loads(blob) for name, blob in blobs.items()}
+    from .values import unpickle
+
+    return {name: unpickle(name, blob) for name, blob in blobs.items()}
 
 
 def _finish_remote(out: Outcome) -> Outcome:
