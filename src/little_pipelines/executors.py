@@ -194,7 +194,15 @@ def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Bac
             f"The Dask executor needs Dask's distributed scheduler: {_DASK_HINT}"
         ) from None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError) as e:  # nothing listens there (or not in time)
+            raise ExecutorError(
+                f"Could not reach a Dask scheduler at {scheduler!r} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else 'no answer'}). Start one with "
+                f"`dask scheduler` (and workers with `dask worker {scheduler}`), or leave out "
+                f"--scheduler to run on this machine."
+            ) from None
         return Backend(client.get_executor(pure=False), owned=True, client=client)
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
