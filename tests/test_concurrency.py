@@ -146,8 +146,9 @@ def test_releasing_one_task_never_releases_another_even_if_their_slots_once_coll
     locks.close()
 
 
+@pytest.mark.parametrize("objects", ["two Pipeline objects", "one Pipeline object"])
 def test_two_runs_in_threads_of_one_process_in_opposite_orders_both_finish_running_each_once(
-    tmp_path: Path,
+    tmp_path: Path, objects: str,
 ) -> None:
     calls: list[str] = []
     gate = threading.Barrier(2, timeout=30)
@@ -162,14 +163,19 @@ def test_two_runs_in_threads_of_one_process_in_opposite_orders_both_finish_runni
             p.add(lp.Task.from_function(work, name=name))
         return p
 
-    pipes = [pipeline(["a", "b"]), pipeline(["b", "a"])]
+    if objects == "one Pipeline object":
+        one = pipeline(["a", "b"])
+        pipes = [one, one]
+    else:
+        pipes = [pipeline(["a", "b"]), pipeline(["b", "a"])]
     reports: dict[int, lp.RunReport] = {}
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
         try:
             gate.wait()
-            reports[i] = pipes[i].execute(executor="threads", workers=2)
+            targets = ["a", "b"] if i == 0 else ["b", "a"]
+            reports[i] = pipes[i].execute(targets, executor="threads", workers=2)
         except BaseException as e:  # reported below
             errors.append(e)
 

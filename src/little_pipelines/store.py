@@ -176,8 +176,15 @@ class Store:
     def __init__(self, directory: Path) -> None:
         self.directory = secure_dir(Path(directory))
         self.damaged: Path | None = None
-        self._seen_version: int | None = None
+        # data_version is a counter of each connection, and diskcache opens one per
+        # thread: each thread compares against what its own connection saw (two runs
+        # of one Pipeline on two threads compared each other's counters).
+        self._seen_version: dict[int, int] = {}
         self.wait = lock_wait()
+        # diskcache writes its settings on open, retrying a busy database for a
+        # fixed 60 s without a word: wait here instead, naming the holder (and
+        # before the guard below, so runs behind this one are not kept silent).
+        self._wait_for_writer()
         # One process at a time checks (and perhaps moves aside) the database:
         # otherwise a second process that saw the damage too could move aside
         # the fresh store the first one just made.
@@ -206,16 +213,12 @@ class Store:
         if db.exists() and db.stat().st_size == 0:
             # SQLite would take an emptied file for a new database and say nothing.
             raise Corrupt("cache.db was truncated to nothing")
-        if db.exists():
-            # diskcache writes its settings on open, retrying a busy database for a
-            # fixed 60 s without a word: wait here instead, naming the holder.
-            self._wait_for_writer()
         # eviction_policy="none": a cache that silently culls results would
         # rerun work the user thinks is stored; the size is the user's to manage.
         # cull_limit=0: no culling query on every set (nothing here expires by
         # diskcache's clock; measured ~10 us a task on a cold run).
         # timeout: SQLite's own wait for its write lock, the backstop behind
-        # _wait_for_writer (which only sees locks taken before it looked).
+        # _wait_for_writer (which only sees a lock taken before it looked).
         cache = diskcache.Cache(
             str(folder), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=_Disk,
             timeout=self.wait,
@@ -266,7 +269,7 @@ class Store:
                 rec = self._record(name)
                 if rec is not None:
                     out[name] = rec
-            self._seen_version = self._data_version()
+            self._seen_version[threading.get_ident()] = self._data_version()
         return out
 
     def untouched_by_others(self) -> bool:
@@ -276,7 +279,8 @@ class Store:
         this one query (~2 us) can stand in for re-reading a record.
         """
         with self._errors("read"):
-            return self._seen_version is not None and self._data_version() == self._seen_version
+            seen = self._seen_version.get(threading.get_ident())
+            return seen is not None and self._data_version() == seen
 
     def _data_version(self) -> int:
         (version,) = self.cache._sql("PRAGMA data_version").fetchone()
