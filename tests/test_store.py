@@ -62,6 +62,6 @@ def test_history_and_texts_survive_reopening(tmp_path) -> None:
     s.save_texts({"d1": "def f(): pass"})
     s.close()
     again = Store(tmp_path / "store")
-    assert again.history() == [{"run_id": "r1"}]
+    assert [run["run_id"] for run in again.history()] == ["r1"]
     assert again.text("d1") == "def f(): pass" and again.text("d2") is None
     again.close()

@@ -169,7 +169,8 @@ def _is_lp(record: Any) -> bool:
     return (
         "lp_scope" in extra
         and not extra.get("lp_file_only")
-        and record["level"].no >= _state["level_no"]
+        # lp_console: a line the user must see at any level ("waiting for task X")
+        and (record["level"].no >= _state["level_no"] or bool(extra.get("lp_console")))
     )
 
 

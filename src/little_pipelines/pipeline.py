@@ -258,8 +258,11 @@ class Pipeline:
         report = self._walk(spec).report
         self.failures = report.failed
         self.last_report = report
-        self._store_or_open().add_history(report.as_dict())
         log = run_logger(self.name, self.log_dir)
+        try:
+            self._store_or_open().add_history(report.as_dict())
+        except OSError as e:  # best-effort: the run's results are stored; the report stands
+            log.warning("this run was not added to the history: {}", e)
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
 
