@@ -417,13 +417,10 @@ class Pipeline:
 def _flag_setter(
     tasks: Mapping[str, Task], progress: Callable[[str, str, TaskOutcome | None], None] | None
 ) -> Callable[[str, str, TaskOutcome | None], None]:
-    """The run's progress callback, also setting the original's `is_executed`/`is_skipped`.
-
-    The flags are set from each outcome as it is reported, before any task below
-    it starts, so a task reading an upstream task's flag sees this run's, as it
-    did in the original. A task skipped because the run was interrupted keeps
-    its flags (it was never decided).
-    """
+    """The run's progress callback, also setting the original's `is_executed`/`is_skipped`
+    from each outcome as it is reported, before any task below it starts: a task reading
+    an upstream task's flag sees this run's, as in the original. A task skipped because
+    the run was interrupted keeps its flags (it was never decided)."""
 
     def on_progress(event: str, name: str, outcome: TaskOutcome | None) -> None:
         if outcome is not None:

@@ -20,6 +20,14 @@ from typing import Any, Protocol
 from . import expire as _expire
 from .errors import TaskDefinitionError, did_you_mean
 from .log import safe_filename, task_logger, timed
+from .taskoptions import (
+    NEW_OPTIONS,
+    as_given,
+    check_declaration,
+    check_fingerprint_options,
+    check_run_options,
+    paths_of,
+)
 
 
 class Host(Protocol):
@@ -38,22 +46,6 @@ class Host(Protocol):
 
 #: The task running in this thread and its run's params (a Task holds no run's state).
 _RUNNING: ContextVar[tuple[Task, Mapping[str, Any]] | None] = ContextVar("lp_running")
-
-#: Options a Task takes beyond the original's arguments: name -> default.
-NEW_OPTIONS: dict[str, Any] = {
-    "description": None,
-    "retries": 0,  # extra attempts after a failure
-    "retry_delay": 0.0,  # seconds before each retry, or a list of them for back-off
-    "timeout": None,  # seconds per attempt (enforced where the executor can stop work)
-    "code": None,  # "module" or "function"; None: the pipeline's choice
-    "version": None,  # when given, replaces the code part of the fingerprint
-    "sources": None,  # {"name": fn} where fn() returns a token; a new token reruns the task
-    "params": None,  # {"key": value} passed to the task, part of its fingerprint
-    "ignore_params": None,  # param keys left out of the fingerprint
-}
-_CODE_MODES = ("module", "function")
-_UPSTREAM_ERROR_POLICIES = ("FAIL", "SKIP")
-
 
 class Task:
     """A named unit of work with dependencies, input files and an expiry policy.
@@ -78,47 +70,22 @@ class Task:
         hash_inputs: bool = True,
         **new_options: Any,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise TaskDefinitionError(
-                f"A task name must be a non-empty string, got {name!r}: lp.Task('Extract')."
-            )
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:  # e.g. os.fsdecode(b"report_\xff.csv"): undecodable bytes
-            raise TaskDefinitionError(
-                f"A task name must be valid Unicode text, got {name!r}, which holds "
-                f"undecodable bytes (a file name read with os.fsdecode?); name the task "
-                f"with text, e.g. {name.encode('utf-8', 'replace').decode('utf-8')!r}."
-            ) from None
-        policy = str(if_upstream_errors).upper()
-        if policy not in _UPSTREAM_ERROR_POLICIES:
-            raise TaskDefinitionError(
-                f"Task {name!r}: if_upstream_errors must be 'FAIL' or 'SKIP', "
-                f"got {if_upstream_errors!r}."
-            )
-        unknown = set(new_options) - set(NEW_OPTIONS)
-        if unknown:
-            bad = sorted(unknown)[0]
-            raise TaskDefinitionError(
-                f"Task {name!r} got an unknown option {bad!r}. "
-                + did_you_mean(bad, [*NEW_OPTIONS, "dependencies", "expire_results",
-                                     "if_upstream_errors", "input_files", "hash_inputs"])
-            )
+        policy = check_declaration(name, if_upstream_errors, new_options)
         self.name = name
         self._declared_deps = _names_of(dependencies, name)
         self.expire_results = _expire.normalize(expire_results)
         self.if_upstream_errors = policy
         # Kept as given (a Path stays a Path, as in the original); `input_paths` is the
         # normalised form everything else uses. A one-shot iterable is kept as a list.
-        self.input_files = _as_given(input_files)
-        _paths_of(self.input_files, name)  # checked now, before anything runs
+        self.input_files = as_given(input_files)
+        paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
             if option != "params":
                 setattr(self, option, new_options.get(option, default))
         self._own_params: dict[str, Any] = dict(new_options.get("params") or {})
-        _check_run_options(self)
-        _check_fingerprint_options(self)
+        check_run_options(name, self.retries, self.retry_delay, self.timeout)
+        self._check_fingerprint_options()
         self.pipeline: Host | None = None
         self.is_executed = False
         self.is_skipped = False
@@ -228,7 +195,7 @@ class Task:
     @params.setter
     def params(self, value: Mapping[str, Any] | None) -> None:
         self._own_params = dict(value or {})
-        _check_fingerprint_options(self)
+        self._check_fingerprint_options()
 
     @property
     def dependencies(self) -> dict[str, Task] | None:
@@ -307,7 +274,7 @@ class Task:
     @property
     def input_paths(self) -> list[str]:
         """`input_files` as path strings (read at each call: a changed `input_files` counts)."""
-        return _paths_of(self.input_files, self.name)
+        return paths_of(self.input_files, self.name)
 
     @property
     def main_function(self) -> Callable[..., Any] | None:
@@ -352,6 +319,10 @@ class Task:
     # Identity semantics: two tasks are equal only if they are the same object.
     __hash__ = object.__hash__
 
+    def _check_fingerprint_options(self) -> None:
+        check_fingerprint_options(self.name, self.code, self.version, self.sources,
+                                  self._own_params, self.ignore_params)
+
     def __getstate__(self) -> dict[str, Any]:
         # Sent to a worker without its pipeline (the store stays with the driver)
         # and without its logger (rebuilt there, its records shipped back).
@@ -361,62 +332,6 @@ class Task:
         state["pipeline"] = None
         state["_logger"] = None
         return state
-
-
-def _check_run_options(task: Task) -> None:
-    retries, delay, timeout = task.retries, task.retry_delay, task.timeout
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: retries must be a whole number >= 0, got {retries!r}."
-        )
-    delays = delay if isinstance(delay, (list, tuple)) else [delay]
-    if not all(_is_seconds(d) for d in delays):
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: retry_delay must be seconds >= 0 or a list of them "
-            f"(e.g. [1, 5, 30]), got {delay!r}."
-        )
-    if timeout is not None and not (_is_seconds(timeout) and timeout > 0):
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: timeout must be a number of seconds > 0 and at most "
-            f"{_MAX_SECONDS:,.0f} (about 3 years), got {timeout!r}; use timeout=None for "
-            f"no limit."
-        )
-
-
-def _check_fingerprint_options(task: Task) -> None:
-    where = f"Task {task.name!r}"
-    if task.code is not None and task.code not in _CODE_MODES:
-        raise TaskDefinitionError(
-            f"{where}: code must be 'module' (the whole defining file) or 'function' (the "
-            f"task's functions and what they use), got {task.code!r}."
-        )
-    if task.version is not None and not isinstance(task.version, str):
-        raise TaskDefinitionError(f"{where}: version must be a string, got {task.version!r}.")
-    sources = task.sources
-    if sources is not None and not (
-        isinstance(sources, Mapping)
-        and all(isinstance(k, str) and callable(f) for k, f in sources.items())
-    ):
-        raise TaskDefinitionError(
-            f"{where}: sources must map names to functions returning a token, e.g. "
-            f"sources={{'orders': lambda: db.max_updated_at()}}, got {sources!r}."
-        )
-    if not all(isinstance(k, str) for k in task._own_params):
-        raise TaskDefinitionError(f"{where}: params keys must be strings.")
-    ignored = task.ignore_params
-    if ignored is not None and (isinstance(ignored, str) or not all(
-            isinstance(k, str) for k in ignored)):
-        raise TaskDefinitionError(
-            f"{where}: ignore_params must be a list of param names, got {ignored!r}."
-        )
-
-
-_MAX_SECONDS = 1e8  # beyond this the OS timer overflows (1e10 raised OverflowError mid-run)
-
-
-def _is_seconds(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and 0 <= value <= _MAX_SECONDS)  # also refuses inf and nan
 
 
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:
@@ -433,31 +348,6 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
             )
         names[d] = None
     return list(names)
-
-
-def _as_given(paths: Any) -> Any:
-    if paths is None:
-        return []
-    if isinstance(paths, (str, os.PathLike, tuple)):
-        return paths
-    return list(paths) if isinstance(paths, Iterable) else [paths]  # [5]: a clear error next
-
-
-def _paths_of(
-    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None, owner: str
-) -> list[str]:
-    if paths is None:
-        return []
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out = []
-    for p in paths:
-        if not isinstance(p, (str, os.PathLike)):
-            raise TaskDefinitionError(
-                f"Task {owner!r}: input_files are paths, folders or globs, got {p!r}."
-            )
-        out.append(os.fspath(p))
-    return out
 
 
 def _var(name: str) -> str:
