@@ -12,16 +12,15 @@ loop that decides, locks and submits.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
 from .executors import PicklingFailed
 from .fingerprint import digest_bytes
 from .freshness import SCHEMA, State, code_texts, expiry_fields, inputs_after_run
+from .log import at_time
 from .report import Reason, RunReport, TaskOutcome
 from .worker import Attempt, Outcome
 
@@ -69,7 +68,7 @@ class Recorder:
         except Exception as e:  # the executor itself failed (a worker died, a lost connection)
             out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
         for when, level, message in out.logs:  # records captured on a remote worker
-            task.logger.patch(_at(when)).log(level, "{}", message)
+            task.logger.patch(at_time(when)).log(level, "{}", message)
         retried = len(out.attempts) > 1
         if not out.ok:
             failed = out.value if isinstance(out.value, PicklingFailed) else None
@@ -168,7 +167,7 @@ class Recorder:
         outcome = TaskOutcome(task.name, "failed", (*(reasons or ()), Reason("error", detail=last)),
                               duration, error=error, attempts=attempts)
         self._record(outcome)
-        task.logger.error("✗ failed after {:.3f}s: {}", duration, last)
+        task.logger.bind(lp_story=True).error("✗ failed after {:.3f}s: {}", duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
 
@@ -184,7 +183,7 @@ class Recorder:
             if status == "cached":
                 # Console only: a line per reused task in the run's log would cost a
                 # write per task on every warm run; the summary line counts them.
-                task.logger.bind(lp_log_dir=None).info(
+                task.logger.bind(lp_log_dir=None, lp_story=True).info(
                     "↺ reused cached result (saved {:.3f}s)", stored)
             elif status == "skipped":
                 log.info("- skipped: {}", outcome.why)
@@ -204,17 +203,7 @@ class Recorder:
 def _console(task: Task) -> Any:
     """The task's logger for its one status line (ran, reused, skipped): the console,
     the host's handlers and the run's log get it, not the task's own file."""
-    return task.logger.bind(lp_run_log=True)
-
-
-def _at(when: float) -> Callable[[Any], None]:
-    """A loguru patcher giving a replayed record the time it was made on the worker."""
-    moment = datetime.fromtimestamp(when).astimezone()
-
-    def patch(record: Any) -> None:
-        record["time"] = moment
-
-    return patch
+    return task.logger.bind(lp_run_log=True, lp_story=True)
 
 
 def now() -> Any:

@@ -24,7 +24,6 @@ import io
 import os
 import pickle
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -33,8 +32,9 @@ from typing import Any
 
 import diskcache
 
-from .errors import StoreError, UnsafeStoreError
+from .errors import StoreError
 from .fingerprint import digest_bytes
+from .folders import secure_dir
 from .log import lib_logger
 
 try:
@@ -75,29 +75,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-
-def secure_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable and writable by its owner only, or check it.
-
-    Loading a stored value unpickles it, which runs code: a folder that someone
-    else owns or could write to is refused rather than trusted.
-    """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = path.stat()
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise UnsafeStoreError(
-            f"Refusing to use {str(path)!r}: it is owned by user id {st.st_uid}, not by you "
-            f"({os.getuid()}), and loading its results would run code they wrote. Use a folder "
-            f"of your own (cache_dir= or LITTLE_PIPELINES_HOME)."
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeStoreError(
-            f"Refusing to use {str(path)!r}: it is writable by group or others "
-            f"(mode {stat.filemode(st.st_mode)}), so anyone could plant results that run code "
-            f"when loaded. Fix it with: chmod go-w {str(path)!r}"
-        )
-    return path
 
 
 class _Disk(diskcache.Disk):
