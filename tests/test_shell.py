@@ -342,3 +342,62 @@ def test_in_a_terminal_ctrl_c_completion_and_history(terminal: Callable[..., str
     assert "- first (cached)" in text and "- second (not cached)" in text
     text = send("exit", "Enter", wait_for="exited=")
     assert "Bye." in text and "exited=0" in text
+
+
+# -- issue 15: a console of the user's, bad arguments, info ----------------------------------
+def test_every_command_works_on_a_plain_console_the_user_passed(pipeline: lp.Pipeline) -> None:
+    from rich.console import Console
+
+    out = io.StringIO()
+    plain = Console(file=out, width=120, color_system=None)  # no theme of ours
+    commands = ("execute\nlist_tasks\nstatus\ngraph\npeek double\ninfo extract\nlist_cache\n"
+                "history\nvalidate\nhelp\nexecute --force\nexit\n")
+    lp.Shell(pipeline, console=plain, stdin=io.StringIO(commands), stdout=out).cmdloop()
+    text = out.getvalue()
+    assert "MissingStyle" not in text and "error:" not in text, text
+    assert "Numbers to work on." in text and "3 stored results" in text
+
+
+def test_bad_arguments_print_one_line(pipeline: lp.Pipeline) -> None:
+    text = session(pipeline, "history --last abc\nexecute --force=yes\nexit\n")
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if "error:" in line]
+    assert len(errors) == 2, text
+    assert "--last" in errors[0] and "'abc'" in errors[0]
+    assert "--force" in errors[1] and "'yes'" in errors[1]
+
+
+def test_info_shows_a_function_tasks_docstring_and_a_classic_tasks_fallback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "undocumented.py"
+    path.write_text(textwrap.dedent('''
+        import little_pipelines as lp
+
+        pipeline = lp.Pipeline("docs")
+
+        @pipeline.task
+        def fn_task():
+            """The function's own words."""
+            return 1
+
+        classic = lp.Task("Classic")
+
+        @classic.process
+        def run(this):
+            """What run does."""
+            return this.helper()
+
+        @classic.process
+        def helper(this):
+            """What the helper does."""
+            return 2
+
+        pipeline.add(classic)
+    '''))
+    p = load_pipeline(str(path))
+    assert p.get_task("fn_task").info == "The function's own words."
+    assert p.get_task("Classic").info == "What run does.\n\nWhat the helper does."
+    text = session(p, "info fn_task\ninfo Classic\nexit\n")
+    assert text.count("The function's own words.") == 1
+    assert "What run does." in text and "What the helper does." in text

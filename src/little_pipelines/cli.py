@@ -50,6 +50,7 @@ def cmd_run(ctx: Context) -> int:
     """Run the targets and their upstream, show progress, end with a summary."""
     from . import set_log_level
     from .display import RunView
+    from .log import hide_story_on_console
     from .render import status_table, summary_table
 
     p, a, out = ctx.pipeline, ctx.args, ctx.out
@@ -62,9 +63,11 @@ def cmd_run(ctx: Context) -> int:
     for option in ("executor", "workers", "scheduler"):
         if getattr(a, option) is not None:
             options[option] = getattr(a, option)
-    # The live view below is the run's console output; the library's own lines
-    # would repeat it. They still go to each task's log file.
-    set_log_level("DEBUG" if a.verbose else "CRITICAL")
+    # The live view below draws each task's status and the summary: the library's
+    # own status lines would repeat them, so the console leaves them out (the
+    # files keep them). What tasks log at WARNING and above still shows.
+    set_log_level("DEBUG" if a.verbose else "ERROR" if a.quiet else "WARNING")
+    hide_story_on_console(True)
     view = RunView(out, _selected(p, a.tasks), live=out.is_terminal and not (a.verbose or a.quiet))
     try:
         with view:
@@ -406,10 +409,11 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None,
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    from .render import make_console
+    from .log import hide_story_on_console
+    from .render import make_console, themed
 
-    out = console or make_console()
-    err = err_console or make_console(stderr=True)
+    out = themed(console) if console is not None else make_console()
+    err = themed(err_console) if err_console is not None else make_console(stderr=True)
     try:
         pipeline = _load(args)
         return COMMANDS[args.command][2](Context(args, pipeline, out, err))
@@ -422,6 +426,8 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None,
             err.print(_t(details.rstrip("\n")), soft_wrap=True)  # as Python prints it
         err.print(_t(("error: ", "lp.error"), str(e)), soft_wrap=True)
         return EXIT_USAGE
+    finally:
+        hide_story_on_console(False)  # `main` may be called in a longer-lived process
 
 
 def _load(args: argparse.Namespace) -> Pipeline:

@@ -66,6 +66,21 @@ def make_console(file: IO[str] | None = None, *, stderr: bool = False, **options
     return Console(file=file, stderr=stderr, theme=Theme(_THEME), **options)
 
 
+def themed(console: Console) -> Console:
+    """A console the user passed in, taught the library's styles (`lp.dim`, ...) once.
+
+    Ours are added only when it lacks them (a plain Console raised MissingStyle
+    on the first `lp.*` style), so a console themed on purpose is left as it is.
+    """
+    from rich.errors import MissingStyle
+
+    try:
+        console.get_style("lp.state.not_cached")
+    except MissingStyle:
+        console.push_theme(Theme(_THEME), inherit=True)
+    return console
+
+
 # -- small formatters -------------------------------------------------------------------
 def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
