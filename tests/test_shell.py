@@ -141,13 +141,16 @@ def test_execute_options(pipeline: lp.Pipeline) -> None:
         executeone total --no-deps
         execute --skip extract
         """))
-    runs = text.split("run of 'demo'")[1:]
-    assert len(runs) == 5
-    assert "2 executed" in runs[0] and "total" not in runs[0]
-    assert "1 cached, 1 executed" in runs[1] and "forced" in runs[1]
-    assert "1 skipped, 2 executed" in runs[2]
-    assert "1 executed" in runs[3] and "extract" not in runs[3]
-    assert "1 skipped, 2 cached" in runs[4]
+    # Each run prints its table, then its summary line: "run of 'demo': ..."
+    chunks = text.split("run of 'demo'")
+    assert len(chunks) == 6
+    summaries = [c.split("\n", 1)[0] for c in chunks[1:]]
+    tables = [chunks[0], *(c.split("\n", 1)[1] for c in chunks[1:-1])]
+    assert "2 executed" in summaries[0] and "total" not in tables[0]
+    assert "1 cached, 1 executed" in summaries[1] and "forced" in tables[1]
+    assert "1 skipped, 2 executed" in summaries[2]
+    assert "1 executed" in summaries[3] and "extract" not in tables[3]
+    assert "1 skipped, 2 cached" in summaries[4]
 
 
 def test_errors_in_commands_never_end_the_loop(pipeline: lp.Pipeline,
