@@ -776,3 +776,38 @@ def test_run_on_threads_and_a_bad_executor(demo: Path) -> None:
     assert code == 0 and "3 executed" in out
     code, _, err = lpipe("run", demo, "--executor", "thread", "--force")
     assert code == 2 and "Did you mean 'threads'?" in err
+
+
+def test_a_file_inside_a_package_is_imported_as_its_module(tmp_path: Path, home: Path) -> None:
+    pkg = tmp_path / "mypipe"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def rows():\n    return [1, 2, 3]\n")
+    (pkg / "tasks.py").write_text(textwrap.dedent('''
+        import little_pipelines as lp
+        from .helpers import rows
+
+        pipeline = lp.Pipeline("packaged")
+
+        @pipeline.task
+        def numbers():
+            return rows()
+
+        @pipeline.task
+        def total(numbers):
+            return sum(numbers)
+    '''))
+    (tmp_path / "run.py").write_text(
+        "from mypipe.tasks import pipeline\nprint(pipeline.execute().summary())\n")
+    script = program(exe=[sys.executable, "run.py"], cwd=tmp_path, home=home)
+    assert script.returncode == 0 and "2 executed" in script.stdout, script.stderr
+    for spec in ("mypipe/tasks.py", "mypipe.tasks:pipeline"):  # one cache for all three
+        proc = program("run", spec, "-q", cwd=tmp_path, home=home)
+        assert proc.returncode == 0, proc.stderr
+        assert "2 cached" in proc.stdout, (spec, proc.stdout)
+
+
+def test_an_import_error_suggests_the_module_attribute_form(tmp_path: Path) -> None:
+    path = write(tmp_path, "loose.py", "from .sibling import x\n")
+    code, _, err = lpipe("run", path, width=200)
+    assert code == 2 and "give it as module:attribute" in err

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import FingerprintError, StoreError
-from .executors import Backend, TaskNotSendable, resolve
+from .executors import Backend, TaskNotSendable, prepare
 from .freshness import (
     Probe,
     State,
@@ -82,6 +82,7 @@ class Run(Recorder):
         self._pending: dict[str, Job] = {}
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
+        self._make_backend: Callable[[], Backend] | None = None
         self._abandoned = False
         self.locks = TaskLocks(self.pipeline.folder)
         self.values = RunValues(self.store, self.options.deps, self.options.selected,
@@ -98,7 +99,8 @@ class Run(Recorder):
         for name in opts.selected:
             sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
         sorter.prepare()
-        self._backend = None if opts.planned else resolve(
+        # Checked now, started when the first task must run (see executors.prepare).
+        self._make_backend = None if opts.planned else prepare(
             opts.executor, opts.workers, self.pipeline, opts.scheduler
         )
         try:
@@ -179,6 +181,13 @@ class Run(Recorder):
         return job
 
     def _submit(self, job: Job) -> None:
+        if self._backend is None and self._make_backend is not None:
+            try:
+                self._backend = self._make_backend()
+            except BaseException:
+                if job.lock is not None:
+                    job.lock.release()
+                raise
         task, backend = job.task, self._backend
         assert backend is not None
         delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
