@@ -811,3 +811,28 @@ def test_an_import_error_suggests_the_module_attribute_form(tmp_path: Path) -> N
     path = write(tmp_path, "loose.py", "from .sibling import x\n")
     code, _, err = lpipe("run", path, width=200)
     assert code == 2 and "give it as module:attribute" in err
+
+
+def test_show_fits_a_wide_dataframe_into_the_terminal(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    path = write(tmp_path, "wide.py", '''
+        import little_pipelines as lp
+        import pandas as pd
+        pipeline = lp.Pipeline("wide")
+
+        @pipeline.task
+        def table():
+            return pd.DataFrame({f"column_{i:02d}": [i * 1000 + r for r in range(8)]
+                                 for i in range(30)})
+    ''')
+    assert lpipe("run", path, "-q")[0] == 0
+    for width in (80, 200):
+        code, out, _ = lpipe("show", path, "table", width=width)
+        assert code == 0
+        lines = out.splitlines()
+        assert all(len(line) <= width for line in lines), out
+        rows = [line for line in lines if line.split()[:1] in (["0"], ["1"], ["2"], ["3"], ["4"])
+                and "column" not in line]
+        assert len(rows) == 5, out  # each row on one line, never wrapped
+        assert "column_00" in out and "more columns" in out
+        assert "[8 × 30; first 5 rows]" in out

@@ -19,6 +19,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
@@ -180,11 +181,30 @@ def cmd_history(ctx: Context) -> int:
     """Past runs: when, how many ran, were reused, failed; time taken and saved."""
     from .render import history_table
 
-    runs = ctx.pipeline.history()[-ctx.args.last:]
+    p, a = ctx.pipeline, ctx.args
+    runs = p.history()[-a.last:]
     if not runs:
-        ctx.out.print(f"No runs of {ctx.pipeline.name!r} yet.")
+        ctx.out.print(f"No runs of {p.name!r} yet.")
         return EXIT_OK
-    ctx.out.print(history_table(runs, ctx.pipeline.name))
+    last = p.last_run()
+    if a.html:
+        from .notebook import history_html, page, report_html
+
+        bodies = [report_html(last)] if last is not None else []
+        a.html.write_text(page(f"{p.name}: runs", *bodies, history_html(runs, p.name)),
+                          encoding="utf-8")
+        ctx.out.print(_t("Wrote ", (str(a.html), "lp.path"),
+                         " (the last run's table and timeline, and the run history)."))
+        return EXIT_OK
+    if a.timeline:
+        from .timeline import RichTimeline
+
+        if last is None:
+            ctx.out.print("The last run's times were not kept (it ran with an older version).")
+            return EXIT_OK
+        ctx.out.print(RichTimeline(last))
+        return EXIT_OK
+    ctx.out.print(history_table(runs, p.name))
     return EXIT_OK
 
 
@@ -316,6 +336,12 @@ def _add_forget(p: argparse.ArgumentParser) -> None:
 def _add_history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--last", type=_positive, default=HISTORY_DEFAULT, metavar="N",
                    help=f"show the last N runs (default {HISTORY_DEFAULT})")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--timeline", action="store_true",
+                       help="draw the last run's tasks as bars over time")
+    shape.add_argument("--html", type=Path, metavar="FILE",
+                       help="write one self-contained HTML file: the last run's table and "
+                            "timeline, and the run history")
 
 
 def _add_nothing(p: argparse.ArgumentParser) -> None:

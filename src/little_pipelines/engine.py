@@ -83,6 +83,7 @@ class Run(Recorder):
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._make_backend: Callable[[], Backend] | None = None
+        self.started: dict[str, float] = {}
         self._abandoned = False
         self.locks = TaskLocks(self.pipeline.folder)
         self.values = RunValues(self.store, self.options.deps, self.options.selected,
@@ -196,6 +197,7 @@ class Run(Recorder):
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
+        self.started[task.name] = time.time()
         if self.options.progress is not None:
             self.options.progress("start", task.name, None)
         self._pending[task.name] = job

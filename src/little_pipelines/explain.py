@@ -45,6 +45,12 @@ class Explanation:
         head = f"{self.task}: {self.status}"
         return "\n".join([head, *("  " + str(f).replace("\n", "\n  ") for f in self.findings)])
 
+    def _repr_html_(self) -> str:
+        """The reasons and their evidence, for notebooks."""
+        from .notebook import explanation_html
+
+        return explanation_html(self)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.text import Text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -9,7 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import graph
+from . import graph, timeline
 from .engine import Options, Run
 from .errors import (
     LittlePipelinesError,
@@ -239,6 +240,8 @@ class Pipeline:
         self.failures = report.failed
         self.last_report = report
         self._store_or_open().add_history(report.as_dict())
+        with contextlib.suppress(OSError):  # only `lpipe history --timeline` reads it
+            self._store_or_open().save_last_run(timeline.as_dict(report))
         log = run_logger(self.name, self.log_dir)
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
@@ -403,6 +406,12 @@ class Pipeline:
     def history(self) -> list[dict[str, Any]]:
         """Summaries of past runs, oldest first."""
         return self._store_or_open().history()
+
+    def last_run(self) -> RunReport | None:
+        """The report of the last run, as far as the store kept it (times, statuses,
+        reasons as sentences), for its timeline; None if none was kept."""
+        entry = self._store_or_open().last_run()
+        return timeline.from_dict(entry) if entry else None
 
     def _store_or_open(self) -> Store:
         if self._store is None:

@@ -12,6 +12,7 @@ loop that decides, locks and submits.
 from __future__ import annotations
 
 import pickle
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,7 @@ class Recorder:
     failed: set[str]
     values: RunValues
     _backend: Backend | None
+    started: dict[str, float]  # when each task was submitted (epoch seconds)
     _texts_saved: set[str]
 
     def _finish(self, job: Job, fut: Future[Any]) -> None:
@@ -192,6 +194,12 @@ class Recorder:
         self._release(name)
 
     def _record(self, outcome: TaskOutcome) -> None:
+        # Wall-clock start and end, for the run's timeline: a task's code ran for
+        # `duration` up to when its outcome arrived (not since it was queued).
+        end = time.time()
+        began = self.started.get(outcome.name)
+        outcome.finished_at = end
+        outcome.started_at = end if began is None else max(began, end - outcome.duration)
         self.report.add(outcome)
         if self.options.progress is not None:
             self.options.progress("finish", outcome.name, outcome)

@@ -91,6 +91,9 @@ class TaskOutcome:
     error: str | None = None
     #: how many times its code ran (more than 1 when retries= were used)
     attempts: int = 1
+    #: when it started and was settled (epoch seconds; equal for a task that did not run)
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @property
     def why(self) -> str:
@@ -193,11 +196,11 @@ class RunReport:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=Text(self.summary()), title_justify="left")
-        table.add_column("task")
+        table = Table()
+        table.add_column("task", overflow="fold")
         table.add_column("status")
         table.add_column("time", justify="right")
-        table.add_column("why")
+        table.add_column("why", overflow="fold")
         for o in self.outcomes.values():
             symbol, style = STATUS_STYLE.get(o.status, ("?", ""))
             # Text, not markup: names and reasons may contain "[" (exception texts).
@@ -208,3 +211,26 @@ class RunReport:
                 Text(o.why),
             )
         yield table
+        yield Text(self.summary())
+
+    def __str__(self) -> str:
+        """The summary table as plain text (what `print(report)` shows)."""
+        import io
+
+        from rich.console import Console
+
+        out = io.StringIO()
+        # force_jupyter=False: in a notebook Rich would display it instead of writing it.
+        Console(file=out, width=100, color_system=None, force_terminal=False,
+                force_jupyter=False).print(self)
+        return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display (a terminal, a notebook's text/plain): the table."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """A table and the run's timeline, for notebooks."""
+        from .notebook import report_html
+
+        return report_html(self)

@@ -48,6 +48,7 @@ _RECORD = "lp:record:"
 _VALUE = "lp:value:"
 _HISTORY = "lp:history"
 _TEXT = "lp:text:"
+_LAST_RUN = "lp:last_run"  # the last run's per-task times, for its timeline
 _HISTORY_KEPT = 500
 
 #: A record is a plain dict, so stores stay readable across library versions.
@@ -344,6 +345,17 @@ class Store:
             runs = self.cache.get(_HISTORY, [])
             runs.append(entry)
             self.cache.set(_HISTORY, runs[-_HISTORY_KEPT:])
+
+    def save_last_run(self, entry: dict[str, Any]) -> None:
+        """Keep the last run's per-task times (one entry, replaced by each run)."""
+        with self._errors("write"):
+            self.cache.set(_LAST_RUN, entry)
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The entry `save_last_run` kept, if any."""
+        with self._errors("read"):
+            entry: dict[str, Any] | None = self.cache.get(_LAST_RUN)
+        return entry
 
     def history(self) -> list[dict[str, Any]]:
         """Past run summaries, oldest first."""
