@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import time
+import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +91,7 @@ class Pipeline:
         self._run: Run | None = None
         self.failures: list[str] = []
         self.last_report: RunReport | None = None
+        self._defined_in = _defining_file()
 
     # -- registry ------------------------------------------------------------
     def add(self, *tasks: Task | Iterable[Task]) -> Pipeline:
@@ -416,6 +419,9 @@ class Pipeline:
     def _store_or_open(self) -> Store:
         if self._store is None:
             self._store = Store(self.folder)
+            if self._defined_in is not None and self.name not in _CLAIMED.get(self.folder, ()):
+                _CLAIMED.setdefault(self.folder, set()).add(self.name)  # warn once a process
+                self._store.claim(self.name, self._defined_in)
         return self._store
 
     def close(self) -> None:
@@ -426,6 +432,24 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
+
+
+_CLAIMED: dict[Path, set[str]] = {}  # stores this process checked the defining file of
+
+
+def _defining_file() -> str | None:
+    """The file whose code created the pipeline (the first frame outside this package);
+    None in a notebook or an interactive session, whose "files" change every session."""
+    frame: types.FrameType | None = sys._getframe(2)
+    package = os.path.dirname(os.path.abspath(__file__))
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    name = frame.f_code.co_filename
+    if not name.endswith(".py") or "ipykernel_" in name or not os.path.isfile(name):
+        return None
+    return os.path.realpath(name)
 
 
 def _check_expiry(task: Task) -> None:

@@ -49,6 +49,7 @@ _VALUE = "lp:value:"
 _HISTORY = "lp:history"
 _TEXT = "lp:text:"
 _LAST_RUN = "lp:last_run"  # the last run's per-task times, for its timeline
+_DEFINED_IN = "lp:defined_in"  # the file that defined the pipeline using this store
 _HISTORY_KEPT = 500
 
 #: A record is a plain dict, so stores stay readable across library versions.
@@ -345,6 +346,31 @@ class Store:
             runs = self.cache.get(_HISTORY, [])
             runs.append(entry)
             self.cache.set(_HISTORY, runs[-_HISTORY_KEPT:])
+
+    def claim(self, pipeline: str, defined_in: str) -> None:
+        """Record which file defined the pipeline; warn if another file's pipeline owns
+        this store (two projects with one pipeline name thrash each other's results).
+
+        The first file keeps the store; a recorded file that no longer exists (the
+        project moved or was renamed) is replaced without a word.
+        """
+        try:
+            with self._errors("read"):
+                owner = self.cache.get(_DEFINED_IN)
+            if owner == defined_in:
+                return
+            if owner is None or not os.path.exists(owner):
+                with self._errors("write"):
+                    self.cache.set(_DEFINED_IN, defined_in)
+                return
+        except OSError:  # only a warning is at stake
+            return
+        lib_logger.warning(
+            "Pipeline {!r} defined in {} uses the store in {}, which belongs to the pipeline "
+            "defined in {}: two pipelines sharing a store overwrite each other's results. "
+            "Give this one its own folder (lp.Pipeline({!r}, cache_dir=...)) or another name.",
+            pipeline, defined_in, str(self.directory), owner, pipeline,
+        )
 
     def save_last_run(self, entry: dict[str, Any]) -> None:
         """Keep the last run's per-task times (one entry, replaced by each run)."""
