@@ -215,8 +215,7 @@ def _console(task: Task) -> Any:
 
 
 def now() -> Any:
-    """The clock every record uses: `expire._get_now()`, so tests can freeze it."""
-    moment = expire._get_now()
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    """The clock every record uses: `expire.now()`, so tests can freeze it."""
+    return expire.now()
 
 
