@@ -12,7 +12,7 @@
   in the library's format, and handler 0 does not (it would print it twice).
   Routing at the source is the only way a level reaches handlers we did not
   add; adding a filter to the host's handlers was rejected (they are not ours).
-* Log files go through ONE sink. A task's own records (`this.logger`) and its
+* Log files go through ONE sink (`logfiles.TaskFiles`). A task's own records (`this.logger`) and its
   failures go to `<log dir>/<task>.log`; the run's story — each task's status
   line, every PERF timing, the summary — goes to `<log dir>/_pipeline.log`.
   A `logger.add` per task was rejected: it costs ~14 ms a call and makes every
@@ -24,9 +24,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import os
 import sys
 import threading
 import time
@@ -36,6 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
+
+# RUN_LOG and safe_filename are re-exported: tasks and renderers name files with them.
+from .logfiles import RUN_LOG as RUN_LOG
+from .logfiles import TaskFiles
+from .logfiles import safe_filename as safe_filename
 
 PERF = "PERF"
 _PERF_NO = 15  # between DEBUG (10) and INFO (20): in the log files, off the console by default
@@ -47,10 +49,6 @@ DEFAULT_FORMAT = (
 # No "\n{exception}" here: loguru appends it to every string format itself, and
 # writing it twice put a blank line after each record.
 _FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[lp_scope]} | {message}"
-RUN_LOG = "_pipeline.log"  # the run's log, beside the tasks' own files
-_ROTATE_BYTES = 10 * 2**20  # rotate a task's log past 10 MiB ...
-_KEEP_ROTATED = 3  # ... and keep three old ones (<task>.log.1 .. .3)
-_NAME_BYTES = 180  # a file name longer than this is cut and given a hash (limit: 255)
 
 
 def _register_perf_level(target: Any) -> None:
@@ -205,124 +203,10 @@ def run_logger(scope: str, log_dir: Path | None) -> LpLogger:
                   lp_log_dir=str(log_dir) if log_dir else None)
 
 
-# -- the files ----------------------------------------------------------------------------
-class _TaskFiles:
-    """One loguru sink that appends each task record to that task's own file.
-
-    Each record is one `os.write` on a descriptor opened with O_APPEND and closed
-    at once: ~2.5 us here, no buffer to lose in a crash, no limit on open files,
-    and writes from forked workers or a second run never interleave mid-line. An
-    LRU of open Python file objects was rejected: with more tasks than slots it
-    reopened a file per record anyway, and each open of a buffered file cost ~10x more.
-    A file is opened with O_NOFOLLOW: a symlink planted in the folder is refused.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._made: set[str] = set()
-        self._broken: set[str] = set()
-
-    def __call__(self, message: Any) -> None:
-        extra = message.record["extra"]
-        folder = extra.get("lp_log_dir")
-        if not folder or folder in self._broken:
-            return
-        if extra.get("lp_run_log") or message.record["level"].no == _PERF_NO:
-            path = os.path.join(folder, RUN_LOG)
-        else:
-            path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
-        data = str(message).encode("utf-8", "replace")
-        with self._lock:
-            try:
-                self._write(folder, path, data)
-                problem = None
-            except OSError as e:
-                self._broken.add(folder)
-                problem = e
-        if problem is not None:
-            # After our lock is released; the warning has no folder, so this sink's
-            # filter drops it before loguru takes this handler's lock again.
-            lib_logger.warning(
-                "Log files in {} cannot be written ({}: {}); this process logs to the "
-                "console only from now on. Give the pipeline a log_dir= you own, or fix "
-                "the folder.", folder, type(problem).__name__, problem)
-
-    def _write(self, folder: str, path: str, data: bytes) -> None:
-        if folder not in self._made:
-            _secure(folder)
-            self._made.add(folder)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileNotFoundError:  # the folder was removed while we ran: make it again
-            _secure(folder)
-            fd = os.open(path, flags, 0o600)
-        try:
-            os.write(fd, data)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        if size > _ROTATE_BYTES:
-            _rotate(path)
-
-    def close_all(self) -> None:
-        """Forget which folders exist or failed (files are never held open between records)."""
-        with self._lock:
-            self._made.clear()
-            self._broken.clear()
-
-
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def _secure(folder: str) -> None:
-    """The store's checks for a log folder: made owner-only, refused if others own or can
-    write it (they could swap a task's file for a link to one of yours)."""
-    from .errors import UnsafeStoreError
-    from .folders import secure_dir
-
-    try:
-        secure_dir(Path(folder))
-    except UnsafeStoreError as e:
-        raise PermissionError(str(e).replace("loading its results would run code they wrote",
-                                             "they could redirect its files")) from None
-
-
-def _rotate(path: str) -> None:
-    for i in range(_KEEP_ROTATED, 0, -1):
-        src = path if i == 1 else f"{path}.{i - 1}"
-        if os.path.exists(src):
-            os.replace(src, f"{path}.{i}")
-
-
-_KEEP = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
-
-
-@functools.lru_cache(maxsize=4096)
-def safe_filename(name: str) -> str:
-    """A task's log file name (without `.log`): one name per task, never the run log's.
-
-    Letters, digits, '-' and '.' stay; every other character becomes '_' and its
-    UTF-8 bytes in hex ('a/b' -> 'a_2fb', 'a_b' -> 'a_5fb'), so two names never
-    share a file and none can be `_pipeline` ('_' is always followed by two hex
-    digits; "pi" are not). A leading '.' is escaped too (no hidden or '..' names);
-    a long name is cut and ends in '~' and a hash of the whole name ('~' appears
-    in no other escaped name).
-    """
-    out = []
-    for i, ch in enumerate(name):
-        if ch in _KEEP and not (i == 0 and ch == "."):
-            out.append(ch)
-        else:
-            out.append("".join(f"_{b:02x}" for b in ch.encode("utf-8", "surrogatepass")))
-    escaped = "".join(out) or "_"
-    if len(escaped) > _NAME_BYTES:
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        escaped = escaped[: _NAME_BYTES - 17] + "~" + digest
-    return escaped
-
-
-_task_files = _TaskFiles()
+_task_files = TaskFiles(lambda folder, problem: lib_logger.warning(
+    "Log files in {} cannot be written ({}: {}); this process logs to the console only "
+    "from now on. Give the pipeline a log_dir= you own, or fix the folder.",
+    folder, type(problem).__name__, problem))
 
 
 def ensure_file_sink() -> None:
