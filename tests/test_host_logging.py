@@ -164,3 +164,13 @@ def test_dask_workers_print_nothing_of_their_own(tmp_path: Path) -> None:
     assert sum("beta says hello" in line for line in lines) == 1, proc.stderr
     assert sum("✓ ran in" in line for line in lines) == 2, proc.stderr
     assert not any("PERF" in line or "little_pipelines." in line for line in lines), proc.stderr
+
+
+def test_a_library_warning_before_any_run_reaches_the_console(tmp_path: Path) -> None:
+    proc = run_script(tmp_path, PIPELINE + "p.execute()\n")
+    assert proc.returncode == 0, proc.stderr
+    db = tmp_path / "home" / "hostdemo" / "cache" / "cache.db"
+    db.write_bytes(b"this is not a database" * 100)
+    proc = run_script(tmp_path, PIPELINE + "print(p.get_result('alpha'))\n")  # no execute()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("was damaged") == 1, proc.stderr

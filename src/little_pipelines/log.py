@@ -136,6 +136,8 @@ class LpLogger:
         return LpLogger(self._world, self._own, options, self._file_only)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy/pickle probing a half-built object: no recursion
+            raise AttributeError(name)
         return getattr(self._world, name)
 
     def trace(self, message: Any, *args: Any, **kwargs: Any) -> None:
@@ -175,6 +177,8 @@ class LpLogger:
         if _own is logger:  # pragma: no cover - no core of our own: as loguru alone does
             self._world.opt(**opts).log(level, message, *args, **kwargs)
             return
+        if _state["console"] is None:  # a warning before any run (a damaged store) shows too
+            ensure_console()
         self._own.opt(**opts).log(level, message, *args, **kwargs)
         if (no >= _state["level_no"] and not self._file_only and not _capturing()
                 and not library_console()):
