@@ -51,6 +51,7 @@ def cmd_run(ctx: Context) -> int:
     """Run the targets and their upstream, show progress, end with a summary."""
     from . import set_log_level
     from .display import RunView
+    from .fit import SummaryLine
     from .log import hide_story_on_console
     from .render import status_table, summary_table
 
@@ -79,7 +80,7 @@ def cmd_run(ctx: Context) -> int:
                      f"stored{': ' + ', '.join(done) if done else ''}."))
         out.print(_t("Resume with: ", (_resume_command(a), "lp.hint")), soft_wrap=True)
         return EXIT_INTERRUPTED
-    out.print(summary_table(report) if not a.quiet else _t(report.summary()))
+    out.print(summary_table(report) if not a.quiet else SummaryLine(report))
     if report.failed:
         _show_failures(ctx, report)
         return EXIT_FAILED
