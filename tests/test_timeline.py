@@ -8,6 +8,7 @@ threads must overlap.
 from __future__ import annotations
 
 import io
+import threading
 import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -23,6 +24,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def make_pipeline(tmp_path: Path) -> lp.Pipeline:
     p = lp.Pipeline("timeline", cache_dir=tmp_path / "store")
+    # left and right meet here, so on two threads they surely run at the same time
+    together = threading.Barrier(2, timeout=10)
 
     @p.task
     def first():
@@ -31,11 +34,13 @@ def make_pipeline(tmp_path: Path) -> lp.Pipeline:
 
     @p.task
     def left(first):
+        together.wait()
         time.sleep(0.3)
         return first + 1
 
     @p.task
     def right(first):
+        together.wait()
         time.sleep(0.3)
         return first + 2
 

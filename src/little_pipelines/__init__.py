@@ -19,6 +19,7 @@ from .errors import (
     UnknownTaskError,
     UnsafeStoreError,
 )
+from .fingerprint import register_digest
 from .log import PERF, set_log_format, set_log_level
 from .pipeline import Pipeline
 from .report import Reason, RunReport, TaskOutcome
@@ -45,6 +46,7 @@ __all__ = [
     "UnsafeStoreError",
     "expire",
     "find_tasks",
+    "register_digest",
     "set_log_format",
     "set_log_level",
 ]

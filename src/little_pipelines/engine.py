@@ -28,6 +28,7 @@ from .freshness import (
     State,
     current_state,
     reasons_to_run,
+    result_digest,
 )
 from .locks import TaskLocks
 from .recording import Job, Recorder, now
@@ -329,13 +330,16 @@ class Run(Recorder):
         for dep in self.options.deps[task.name]:
             if dep in self.failed:
                 return digests, ("upstream_failed", dep)
+            rec = self.records.get(dep)
             if dep in self.digests:
                 digest = self.digests[dep]
             else:  # not selected in this run (single_task): use what is stored
-                rec = self.records.get(dep) or self.store.record(dep)
+                rec = rec or self.store.record(dep)
                 digest = rec.get("digest") if rec else None
             if digest is None:
                 return digests, ("upstream_skipped", dep)
+            if rec and rec.get("digest") == digest:  # count by content (early cutoff)
+                digest = result_digest(rec) or digest
             digests[dep] = digest
         return digests, None
 

@@ -25,6 +25,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import LittlePipelinesError, did_you_mean
+from .fingerprint import content_digest
 from .worker import Call, Outcome, call_task, init_process_worker
 
 if TYPE_CHECKING:
@@ -248,6 +249,7 @@ def _finish_remote(out: Outcome) -> Outcome:
     # they are and never unpickles a value it does not need.
     if out.ok:
         out.kind = f"{type(out.value).__module__}.{type(out.value).__qualname__}"
+        out.content = content_digest(out.value)
         try:
             out.value = pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:

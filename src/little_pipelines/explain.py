@@ -89,7 +89,7 @@ def _evidence(reason: Reason, record: Record | None, state: State | None, store:
         key = key or "version"
         old = record.get("code", {}).get(key)
         new = state.code.get(key)
-        old_text = store.text(old[2]) if old else ""
+        old_text = store.text(old[-1]) if old else ""
         new_text = state.code_text.get(key)
         if new_text is None and new is not None:
             new_text = _read(key)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import expire, graph, timeline
+from .codesource import redefines
 from .engine import Options, Run
 from .errors import (
     LittlePipelinesError,
@@ -22,7 +23,7 @@ from .errors import (
 )
 from .fingerprint import expand_inputs
 from .freshness import Probe, check_params, current_state, expiry_reasons
-from .log import ensure_console, run_logger
+from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
 from .task import Task
@@ -115,9 +116,12 @@ class Pipeline:
         known = self._tasks.get(task.name)
         if known is task:
             return
-        if known is not None:
+        if known is not None and not redefines(known, task):
             self._duplicates.append(task.name)
+            self._changed()  # validate again: a duplicate added after a run is an error too
             return
+        if known is not None:  # a notebook cell run again: its new definition wins
+            lib_logger.info("task {!r} redefined", task.name)
         self._tasks[task.name] = task
         task.pipeline = self
         task._logger = None  # rebind to this pipeline's log folder

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import expire
 from .executors import PicklingFailed
-from .fingerprint import digest_bytes
-from .freshness import SCHEMA, State, code_texts, expiry_fields, inputs_after_run
+from .fingerprint import content_digest, digest_bytes
+from .freshness import SCHEMA, State, expiry_fields, inputs_after_run
 from .log import at_time
 from .report import Reason, RunReport, TaskOutcome
+from .taskcode import code_texts
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ class Recorder:
             self._fail(task, error, duration=out.duration, record=job.record,
                        reasons=job.reasons, attempts=len(out.attempts))
         elif self._backend is not None and self._backend.remote:
-            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts))
+            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts),
+                        content=out.content)
         else:
             self._store(job, out.value, out.duration, attempts=len(out.attempts))
         if retried:
@@ -95,7 +97,8 @@ class Recorder:
                 f"open connections.")
 
     def _store(self, job: Job, value: Any, duration: float, *,
-               blob: bytes | None = None, attempts: int = 1) -> None:
+               blob: bytes | None = None, attempts: int = 1, content: str | None = None
+               ) -> None:
         task = job.task
         if blob is None:
             try:
@@ -107,8 +110,9 @@ class Recorder:
                            attempts=attempts)
                 return
             kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            content = content_digest(value)  # equal values, equal digests: early cutoff
         else:
-            kind = value  # a remote worker sends the type's name along with the bytes
+            kind = value  # a remote worker sends the type's name (and digest) with the bytes
         digest = digest_bytes(blob)
         when = now()
         state = inputs_after_run(job.state, task.logger)
@@ -124,7 +128,8 @@ class Recorder:
         record: Record = {
             "schema": SCHEMA,
             **state.record_fields(),
-            "digest": digest,
+            "digest": digest,  # of the bytes: the store checks the value is intact
+            **({"value_digest": content} if content is not None else {}),
             "created_at": when.timestamp(),
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],

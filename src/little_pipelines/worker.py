@@ -52,6 +52,8 @@ class Outcome:
     logs: list[tuple[float, str, str]] = field(default_factory=list)
     #: the value's type name, sent with its pickled bytes from a remote worker
     kind: str = ""
+    #: its canonical content digest (early cutoff), taken where the value is
+    content: str | None = None
 
     @property
     def duration(self) -> float:
