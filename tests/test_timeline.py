@@ -147,3 +147,14 @@ def test_history_timeline_draws_the_bars_at_80_and_200_columns(tmp_path: Path) -
         # overlapping bars share columns
         assert {i for i, c in enumerate(left) if c == "█"} & {
             i for i, c in enumerate(right) if c == "█"}
+
+
+def test_history_html_to_an_unwritable_place_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "pipe.py"
+    path.write_text("import little_pipelines as lp\npipeline = lp.Pipeline('h')\n"
+                    "@pipeline.task\ndef one():\n    return 1\n")
+    assert main(["run", str(path), "-q"], console=make_console(io.StringIO())) == 0
+    err = io.StringIO()
+    code = main(["history", str(path), "--html", str(tmp_path / "no" / "such" / "x.html")],
+                console=make_console(io.StringIO()), err_console=make_console(err, width=200))
+    assert code == 2 and "Could not write" in err.getvalue() and "Traceback" not in err.getvalue()

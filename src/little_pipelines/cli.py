@@ -192,8 +192,12 @@ def cmd_history(ctx: Context) -> int:
         from .notebook import history_html, page, report_html
 
         bodies = [report_html(last)] if last is not None else []
-        a.html.write_text(page(f"{p.name}: runs", *bodies, history_html(runs, p.name)),
-                          encoding="utf-8")
+        try:
+            a.html.write_text(page(f"{p.name}: runs", *bodies, history_html(runs, p.name)),
+                              encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"Could not write {str(a.html)!r}: {e.strerror or e}. Give a "
+                             f"file in a folder you can write to.") from None
         ctx.out.print(_t("Wrote ", (str(a.html), "lp.path"),
                          " (the last run's table and timeline, and the run history)."))
         return EXIT_OK
