@@ -19,9 +19,24 @@ def secure_dir(path: Path) -> Path:
     """Create `path` (and parents) readable and writable by its owner only, or check it.
 
     Loading a stored value unpickles it, which runs code: a folder that someone
-    else owns or could write to is refused rather than trusted.
+    else owns or could write to is refused rather than trusted. Every folder made
+    here is made owner-only, parents included: `Path.mkdir(parents=True)` gives
+    the parents the umask's mode, and under `umask 000` that made
+    `~/.little_pipelines` itself world-writable.
     """
-    _make_owner_only(path)
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:  # another run made it meanwhile: theirs to set
+            continue
+        os.chmod(folder, 0o700)  # the umask can only take bits away; this is exact
+    if not path.is_dir():  # a log folder is refused with a warning, not a traceback
+        raise NotADirectoryError(f"{str(path)!r} exists and is not a folder.")
     st = path.stat()
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
         raise UnsafeStoreError(
@@ -36,31 +51,6 @@ def secure_dir(path: Path) -> Path:
             f"when loaded. Fix it with: chmod go-w {str(path)!r}"
         )
     return path
-
-
-def _make_owner_only(path: Path) -> None:
-    """mkdir -p where every folder made here is 0700, whatever the umask.
-
-    `Path.mkdir(mode=0o700, parents=True)` gives the parents it creates the
-    umask's default mode (world-writable under umask 000); each missing level
-    is made here instead, and chmod-ed because the umask can only take bits away.
-    Folders that already existed are left as they are.
-    """
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:  # made meanwhile by another process: theirs to set
-            continue
-        os.chmod(folder, 0o700)
-    if not path.is_dir():
-        raise NotADirectoryError(f"{str(path)!r} exists and is not a folder.")
 
 
 __all__ = ["secure_dir"]
