@@ -303,10 +303,11 @@ def test_folders_are_owner_only_with_their_parents_even_under_umask_000(tmp_path
 
 
 def test_log_file_names_never_collide_nor_hit_the_run_log(tmp_path: Path) -> None:
-    names = ["a/b", "a_b", "a?b", "a_2fb", "_pipeline", ".hidden", "..", "Ünï", "a b"]
+    names = ["a/b", "a_b", "a?b", "a%2Fb", "_pipeline", ".hidden", "..", "Ünï", "a b", "%"]
     files = {lplog.safe_filename(n) + ".log" for n in names}
     assert len(files) == len(names) and lplog.RUN_LOG not in files
     assert all("/" not in f and not f.startswith(".") for f in files)
+    assert lplog.safe_filename("clean_data") == "clean_data"  # ordinary names stay
     p = lp.Pipeline("names", cache_dir=tmp_path / "store")
     for n in names:
         def make(n: str) -> Any:  # a task per name, each logging its own name

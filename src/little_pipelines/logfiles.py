@@ -7,7 +7,7 @@ gets the store's checks (owner-only, refused if others own or can write it),
 files are opened without following symlinks, and a folder that fails costs one
 warning, after which its records go to the console and the host's handlers only.
 File names come from `safe_filename`, an escape that never maps two task names
-to one file.
+to one file and leaves ordinary names (`clean_data`) as they are.
 """
 
 from __future__ import annotations
@@ -113,27 +113,28 @@ def _rotate(path: str) -> None:
             os.replace(src, f"{path}.{i}")
 
 
-_KEEP = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+_KEEP = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_. ")
 
 
 @functools.lru_cache(maxsize=4096)
 def safe_filename(name: str) -> str:
     """A task's log file name (without `.log`): one name per task, never the run log's.
 
-    Letters, digits, '-' and '.' stay; every other character becomes '_' and its
-    UTF-8 bytes in hex ('a/b' -> 'a_2fb', 'a_b' -> 'a_5fb'), so two names never
-    share a file and none can be `_pipeline` ('_' is always followed by two hex
-    digits; "pi" are not). A leading '.' is escaped too (no hidden or '..' names);
-    a long name is cut and ends in '~' and a hash of the whole name ('~' appears
-    in no other escaped name).
+    Letters, digits, '-', '_', '.' and spaces stay (`clean_data` keeps `clean_data.log`);
+    every other character becomes '%' and its UTF-8 bytes in hex, as in URLs
+    ('a/b' -> 'a%2Fb', 'a?b' -> 'a%3Fb', '%' -> '%25'), so two names never share
+    a file. A leading '_' or '.' is escaped too: no hidden or '..' names, and no
+    task file can be `_pipeline.log`, the run's. A long name is cut and ends in
+    '~' and a hash of the whole name ('~' is escaped everywhere else).
+    An earlier '_'-based escape was rejected: it renamed every snake_case task's file.
     """
     out = []
     for i, ch in enumerate(name):
-        if ch in _KEEP and not (i == 0 and ch == "."):
+        if ch in _KEEP and not (i == 0 and ch in "_."):
             out.append(ch)
         else:
-            out.append("".join(f"_{b:02x}" for b in ch.encode("utf-8", "surrogatepass")))
-    escaped = "".join(out) or "_"
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass")))
+    escaped = "".join(out) or "%"
     if len(escaped) > _NAME_BYTES:
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         escaped = escaped[: _NAME_BYTES - 17] + "~" + digest
