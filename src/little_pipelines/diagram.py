@@ -67,18 +67,19 @@ def tree(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> Tre
             text.append(f"  {state}", style="lp.dim")
         return text
 
-    def grow(branch: Tree, name: str) -> None:
+    # Depth first with a stack of our own, not recursion: a chain of ~1,000 tasks
+    # hit Python's recursion limit. Children are pushed reversed so they are drawn
+    # in the order they were added, as the recursive walk drew them.
+    roots = [name for name in deps if not [d for d in deps[name] if d in deps]]
+    stack: list[tuple[Tree, str]] = [(root, name) for name in reversed(roots)]
+    while stack:
+        branch, name = stack.pop()
         again = name in drawn
         node = branch.add(label(name, again))
         if again:
-            return
+            continue
         drawn.add(name)
-        for child in below[name]:
-            grow(node, child)
-
-    for name in deps:
-        if not [d for d in deps[name] if d in deps]:
-            grow(root, name)
+        stack.extend((node, child) for child in reversed(below[name]))
     return root
 
 

@@ -30,7 +30,7 @@ from .freshness import (
     reasons_to_run,
     result_digest,
 )
-from .locks import TaskLocks
+from .locks import Held, TaskLocks
 from .recording import Job, Recorder, now
 from .report import Reason, RunReport, TaskOutcome, fmt_time
 from .values import RunValues
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from .task import Task
 
 _WILL_RUN = "<will run>"  # a plan's stand-in digest for a task that would run
+_POLL = 0.05  # seconds between tries of a task lock another run holds
+_SAY_EVERY = 10.0  # seconds between "waiting for task X" lines
 
 
 @dataclass
@@ -87,6 +89,8 @@ class Run(Recorder):
         self.started: dict[str, float] = {}
         self._abandoned = False
         self.locks = TaskLocks(self.pipeline.folder)
+        #: tasks whose lock another run holds: name -> (job, waiting since, last said)
+        self._waiting: dict[str, tuple[Job, float, float]] = {}
         self.values = RunValues(self.store, self.options.deps, self.options.selected,
                                 self.digests)
 
@@ -137,29 +141,64 @@ class Run(Recorder):
                 name = opts.selected[heapq.heappop(ready)]
                 job = self._decide(name)
                 if job is not None:
-                    job = self._lock(job)
+                    held = self.locks.try_acquire(name)
+                    if held is None:
+                        self._wait_for(job)
+                        continue
+                    job = self._locked(job, held)
                 if job is None:
                     sorter.done(name)
                     continue
                 self._submit(job)
                 if not self._finished.empty() or not ready:
-                    self._collect(sorter, block=not ready)
-            elif self._pending:
-                self._collect(sorter, block=True)
+                    self._collect(sorter, block=not ready and not self._waiting)
+            elif self._pending or self._waiting:
+                if self._pending:
+                    self._collect(sorter, block=True)
+                else:
+                    time.sleep(_POLL)
+                self._retry_waiting(sorter)
 
-    def _lock(self, job: Job) -> Job | None:
-        """Take the task's cross-process lock; if another run holds it, wait, then re-decide.
+    def _wait_for(self, job: Job) -> None:
+        """Another run holds the task's lock: note it and keep going with everything else.
 
-        The other run may have stored exactly the result this one needs, which is
-        then reused instead of computed twice.
+        Waiting in the kernel instead (a blocking lockf) kept this run from storing
+        and releasing what it was running: two runs waiting for each other's tasks
+        deadlocked (EDEADLK). The task is tried again each time round the loop.
         """
         name = job.task.name
-        held = self.locks.try_acquire(name)
-        if held is None:
-            job.task.logger.warning(
-                "waiting: another run (PID {}) is running this task", self.locks.holder(name)
-            )
-            held = self.locks.wait(name)
+        self._waiting[name] = (job, time.monotonic(), 0.0)
+        self._say_waiting(name)
+
+    def _say_waiting(self, name: str) -> None:
+        """The "waiting for task X, held by PID n" line: on the console at any level,
+        again every ~10 s, so a run behind a stopped one never looks hung in silence."""
+        job, since, said = self._waiting[name]
+        now = time.monotonic()
+        if said and now - said < _SAY_EVERY:
+            return
+        self._waiting[name] = (job, since, now)
+        waited = f" ({now - since:.0f}s so far)" if said else ""
+        job.task.logger.bind(lp_console=True).warning(
+            "waiting for task {!r}, held by PID {} (another run is running it){}",
+            name, self.locks.holder(name), waited)
+
+    def _retry_waiting(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+        for name in list(self._waiting):
+            held = self.locks.try_acquire(name)
+            if held is None:
+                self._say_waiting(name)
+                continue
+            job = self._locked(self._waiting.pop(name)[0], held)
+            if job is None:
+                sorter.done(name)
+            else:
+                self._submit(job)
+
+    def _locked(self, job: Job, held: Held) -> Job | None:
+        """The task's lock is ours: re-decide from its record, which another run may have
+        stored meanwhile (then reused instead of computed twice)."""
+        name = job.task.name
         # Read the record again even when the lock was free: another run may have
         # stored this task after this run read the records (re-reading only after
         # waiting was rejected: a run that finished the task just before this one
@@ -215,6 +254,8 @@ class Run(Recorder):
         """Store every finished task (waiting for one if `block`) and release its dependants."""
         deadlines = [j.deadline for j in self._pending.values() if j.deadline is not None]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines and block else None
+        if block and self._waiting:  # come back to try the locks other runs hold
+            wait = _POLL if wait is None else min(wait, _POLL)
         try:
             item = self._finished.get(block=block, timeout=wait)
         except queue.Empty:

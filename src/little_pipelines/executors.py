@@ -49,7 +49,9 @@ class SequentialExecutor(Executor):
         fut: Future[T] = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except Exception as e:  # a KeyboardInterrupt propagates to the run loop
+        except KeyboardInterrupt:  # propagates to the run loop
+            raise
+        except BaseException as e:  # as a thread pool does: the call's failure, not the run's
             fut.set_exception(e)
         return fut
 
@@ -204,7 +206,15 @@ def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Bac
             f"The Dask executor needs Dask's distributed scheduler: {_DASK_HINT}"
         ) from None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError) as e:  # nothing listens there (or not in time)
+            raise ExecutorError(
+                f"Could not reach a Dask scheduler at {scheduler!r} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else 'no answer'}). Start one with "
+                f"`dask scheduler` (and workers with `dask worker {scheduler}`), or leave out "
+                f"--scheduler to run on this machine."
+            ) from None
         return Backend(client.get_executor(pure=False), owned=True, client=client)
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
@@ -241,7 +251,9 @@ def _remote(call: Call) -> Call:
 
 
 def _unpickle(blobs: Mapping[str, bytes]) -> dict[str, Any]:
-    return {name: pickle.loads(blob) for name, blob in blobs.items()}
+    from .values import unpickle
+
+    return {name: unpickle(name, blob) for name, blob in blobs.items()}
 
 
 def _finish_remote(out: Outcome) -> Outcome:

@@ -115,25 +115,27 @@ class LpLogger:
     `add`, ...) is the global logger's.
     """
 
-    __slots__ = ("_file_only", "_opts", "_own", "_world")
+    __slots__ = ("_always", "_file_only", "_opts", "_own", "_world")
 
     def __init__(self, world: Any, own: Any, opts: dict[str, Any] | None = None,
-                 file_only: bool = False) -> None:
+                 file_only: bool = False, always: bool = False) -> None:
         self._world = world
         self._own = own
         self._opts = opts or {}
-        self._file_only = file_only
+        self._file_only = file_only  # bound lp_file_only: the task's file alone
+        self._always = always  # bound lp_console: shown whatever the level
 
     def bind(self, **extra: Any) -> LpLogger:
         return LpLogger(self._world.bind(**extra), self._own.bind(**extra), self._opts,
-                        self._file_only or bool(extra.get("lp_file_only")))
+                        self._file_only or bool(extra.get("lp_file_only")),
+                        self._always or bool(extra.get("lp_console")))
 
     def patch(self, patcher: Callable[[Any], None]) -> LpLogger:
         return LpLogger(self._world.patch(patcher), self._own.patch(patcher), self._opts,
-                        self._file_only)
+                        self._file_only, self._always)
 
     def opt(self, **options: Any) -> LpLogger:
-        return LpLogger(self._world, self._own, options, self._file_only)
+        return LpLogger(self._world, self._own, options, self._file_only, self._always)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # copy/pickle probing a half-built object: no recursion
@@ -180,8 +182,8 @@ class LpLogger:
         if _state["console"] is None:  # a warning before any run (a damaged store) shows too
             ensure_console()
         self._own.opt(**opts).log(level, message, *args, **kwargs)
-        if (no >= _state["level_no"] and not self._file_only and not _capturing()
-                and not library_console()):
+        if ((no >= _state["level_no"] or self._always) and not self._file_only
+                and not _capturing() and not library_console()):
             self._world.opt(**opts).log(level, message, *args, **kwargs)
 
 
@@ -240,7 +242,8 @@ def _for_console(record: Any) -> bool:
     extra = record["extra"]
     return (
         "lp_scope" in extra
-        and record["level"].no >= _state["level_no"]
+        # lp_console: a line the user must see at any level ("waiting for task X")
+        and (record["level"].no >= _state["level_no"] or bool(extra.get("lp_console")))
         and not extra.get("lp_file_only")
         and not (_state["hide_story"] and extra.get("lp_story"))
         and not _capturing()

@@ -249,10 +249,13 @@ class Pipeline:
         report = self._walk(options)
         self.failures = report.failed
         self.last_report = report
-        self._store_or_open().add_history(report.as_dict())
+        log = run_logger(self.name, self.log_dir)
+        try:
+            self._store_or_open().add_history(report.as_dict())
+        except OSError as e:  # best-effort: the run's results are stored; the report stands
+            log.warning("this run was not added to the history: {}", e)
         with contextlib.suppress(OSError):  # only `lpipe history --timeline` reads it
             self._store_or_open().save_last_run(timeline.as_dict(report))
-        log = run_logger(self.name, self.log_dir)
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
 

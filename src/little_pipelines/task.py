@@ -68,6 +68,14 @@ class Task:
             raise TaskDefinitionError(
                 f"A task name must be a non-empty string, got {name!r}: lp.Task('Extract')."
             )
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # e.g. os.fsdecode(b"report_\xff.csv"): undecodable bytes
+            raise TaskDefinitionError(
+                f"A task name must be valid Unicode text, got {name!r}, which holds "
+                f"undecodable bytes (a file name read with os.fsdecode?); name the task "
+                f"with text, e.g. {name.encode('utf-8', 'replace').decode('utf-8')!r}."
+            ) from None
         policy = str(if_upstream_errors).upper()
         if policy not in _UPSTREAM_ERROR_POLICIES:
             raise TaskDefinitionError(
@@ -355,7 +363,9 @@ def _check_run_options(task: Task) -> None:
         )
     if timeout is not None and not (_is_seconds(timeout) and timeout > 0):
         raise TaskDefinitionError(
-            f"Task {task.name!r}: timeout must be a number of seconds > 0, got {timeout!r}."
+            f"Task {task.name!r}: timeout must be a number of seconds > 0 and at most "
+            f"{_MAX_SECONDS:,.0f} (about 3 years), got {timeout!r}; use timeout=None for "
+            f"no limit."
         )
 
 
@@ -387,8 +397,12 @@ def _check_fingerprint_options(task: Task) -> None:
         )
 
 
+_MAX_SECONDS = 1e8  # beyond this the OS timer overflows (1e10 raised OverflowError mid-run)
+
+
 def _is_seconds(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= _MAX_SECONDS)  # also refuses inf and nan
 
 
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:

@@ -63,7 +63,7 @@ class RunValues:
     def value(self, name: str) -> Any:
         """A fresh copy of a task's result, or MISSING."""
         blob = self.blob(name)
-        return MISSING if blob is MISSING else pickle.loads(blob)
+        return MISSING if blob is MISSING else unpickle(name, blob)
 
     def for_function(self, task: Task) -> dict[str, Any]:
         """Upstream values for a function-form task's parameters, loaded only now."""
@@ -88,3 +88,17 @@ class RunValues:
 
     def clear(self) -> None:
         self._blobs.clear()
+
+
+def unpickle(name: str, blob: bytes) -> Any:
+    """The result of task `name` from its pickled bytes; a value whose class is gone
+    (renamed, moved, removed since it was stored) is a StoreError saying how to fix it."""
+    try:
+        return pickle.loads(blob)
+    except (AttributeError, ImportError) as e:
+        raise StoreError(
+            f"The stored result of {name!r} could not be loaded: {type(e).__name__}: {e}. "
+            f"Its class was probably renamed, moved or removed since it was stored. Forget "
+            f"it so that it is computed again: lpipe forget PIPELINE.py {name} (or "
+            f"pipeline.clear([{name!r}]))."
+        ) from None

@@ -28,8 +28,14 @@ if TYPE_CHECKING:
     from .task import Task
 
 
-class TaskTimeout(Exception):
-    """Raised inside a task whose attempt ran past its `timeout=`."""
+class TaskTimeout(BaseException):
+    """Raised inside a task whose attempt ran past its `timeout=`.
+
+    A BaseException, like KeyboardInterrupt, so that a task's own `except
+    Exception:` cannot swallow it and return a fallback that would be stored as
+    its result. A task that swallows even this is caught by the clock: an
+    attempt that returns after its timeout counts as timed out all the same.
+    """
 
 
 @dataclass
@@ -95,15 +101,28 @@ def _attempts(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
         try:
             with _time_limit(call.timeout):
                 value = task.invoke(inputs)
-        except Exception as e:
-            text = (f"TaskTimeout: gave up after {call.timeout}s (timeout=)\n"
-                    if isinstance(e, TaskTimeout) else traceback.format_exc())
-            out.attempts.append(Attempt(time.perf_counter() - start, text))
+        except KeyboardInterrupt:
+            raise  # the user's Ctrl-C stops the run; everything else is this task's failure
+        except TaskTimeout:
+            out.attempts.append(Attempt(time.perf_counter() - start, _timed_out(call)))
             continue
-        out.attempts.append(Attempt(time.perf_counter() - start))
+        except BaseException:  # sys.exit(), asyncio.CancelledError, ... fail this task only
+            out.attempts.append(Attempt(time.perf_counter() - start, traceback.format_exc()))
+            continue
+        took = time.perf_counter() - start
+        if call.timeout is not None and took >= call.timeout:
+            # The task swallowed its timeout (or could not be interrupted here): what
+            # it returned is a fallback, not its result, and must not be stored.
+            out.attempts.append(Attempt(took, _timed_out(call)))
+            continue
+        out.attempts.append(Attempt(took))
         out.ok, out.value = True, value
         break
     return out
+
+
+def _timed_out(call: Call) -> str:
+    return f"TaskTimeout: gave up after {call.timeout}s (timeout=)\n"
 
 
 class _time_limit:
