@@ -353,6 +353,44 @@ def test_a_store_others_can_write_is_refused(pipelines, tmp_path) -> None:
         p.execute()
 
 
+def test_two_files_sharing_a_store_by_name_are_warned_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    for project in ("alpha", "beta"):
+        folder = tmp_path / project
+        folder.mkdir()
+        (folder / "etl.py").write_text(textwrap.dedent(f"""
+            import little_pipelines as lp
+            p = lp.Pipeline("sales")
+
+            @p.task
+            def numbers():
+                return "{project}"
+
+            p.execute()
+            p.execute()
+            print(p.get_result("numbers"))
+        """))
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+
+    def run(project: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(tmp_path / project / "etl.py")],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    first = run("alpha")
+    assert first.returncode == 0 and "belongs to" not in first.stderr, first.stderr
+    assert "belongs to" not in run("alpha").stderr  # the same file again: no warning
+    second = run("beta")
+    assert second.returncode == 0, second.stderr
+    warnings = [line for line in second.stderr.splitlines() if "belongs to" in line]
+    assert len(warnings) == 1, second.stderr  # once, though it ran twice
+    assert str(tmp_path / "alpha" / "etl.py") in warnings[0]
+    assert str(tmp_path / "beta" / "etl.py") in warnings[0]
+    assert "cache_dir=" in warnings[0] and "another name" in warnings[0]
+
+
 # -- the public read API and the exception tree (issue 13) ------------------------------
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import expire
+from . import (
+    expire,
+    notebook,  # noqa: F401  (registers how reports draw in a notebook)
+)
 from .errors import (
     CommandError,
     ExecutorError,

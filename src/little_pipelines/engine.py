@@ -19,12 +19,13 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from . import expire
 from .errors import FingerprintError, StoreError, TaskNotSendable
-from .executors import Backend, resolve
+from .executors import Backend, prepare
 from .freshness import (
     Probe,
     State,
@@ -61,6 +62,7 @@ class Run:
         self._pending: dict[str, Job] = {}
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
+        self._make_backend: Callable[[], Backend] | None = None
         self._abandoned = False
         self.locks = TaskLocks(spec.lock_dir)
         #: tasks whose lock another run holds: name -> (job, waiting since, last said)
@@ -70,6 +72,7 @@ class Run:
         self.values = RunValues(self.store, spec.deps, spec.selected, self.digests)
         self.recorder = Recorder(spec, self.run_id, self.records, self.values, self.digests)
         self.failed = self.recorder.failed
+        self.started = self.recorder.started  # when each task was submitted (epoch seconds)
 
     @property
     def report(self) -> RunReport:
@@ -87,7 +90,8 @@ class Run:
         for name in opts.selected:
             sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
         sorter.prepare()
-        self._backend = None if opts.planned else resolve(
+        # Checked now, started when the first task must run (see executors.prepare).
+        self._make_backend = None if opts.planned else prepare(
             opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
         try:
@@ -201,6 +205,13 @@ class Run:
         return job
 
     def _submit(self, job: Job) -> None:
+        if self._backend is None and self._make_backend is not None:
+            try:
+                self._backend = self._make_backend()
+            except BaseException:
+                if job.lock is not None:
+                    job.lock.release()
+                raise
         task, backend = job.task, self._backend
         assert backend is not None
         delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
@@ -209,6 +220,7 @@ class Run:
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
+        self.started[task.name] = time.time()
         if self.spec.progress is not None:
             self.spec.progress("start", task.name, None)
         self._pending[task.name] = job

@@ -134,6 +134,18 @@ def resolve(spec: Any, workers: int | None, tasks: Tasks,
 
     `tasks` is the run's task map, which our own forked process pool inherits.
     """
+    return prepare(spec, workers, tasks, scheduler)()
+
+
+def prepare(spec: Any, workers: int | None, tasks: Tasks,
+            scheduler: str | None = None) -> Callable[[], Backend]:
+    """Check `executor=` now; return what makes its Backend when the first task must run.
+
+    A run whose tasks are all reused then starts no pool and no cluster (a local
+    Dask cluster took ~3.7 s to start and stop for nothing), while a bad name or
+    `workers=` is still refused before anything runs. `tasks` is the run's task
+    map, which our own forked process pool inherits.
+    """
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ExecutorError(f"workers must be a whole number >= 1, got {workers!r}.")
     if spec is None or isinstance(spec, str):
@@ -144,13 +156,13 @@ def resolve(spec: Any, workers: int | None, tasks: Tasks,
                 f"a concurrent.futures.Executor or a dask.distributed.Client. "
                 + did_you_mean(name, _FACTORIES, "executors")
             )
-        return _FACTORIES[name](workers, tasks, scheduler)
+        return lambda: _FACTORIES[name](workers, tasks, scheduler)
     if isinstance(spec, (SequentialExecutor, ThreadPoolExecutor)):
-        return LocalBackend(spec, owned=False)
+        return lambda: LocalBackend(spec, owned=False)
     if isinstance(spec, Executor):
-        return Backend(spec, owned=False)
+        return lambda: Backend(spec, owned=False)
     if type(spec).__name__ == "Client" and hasattr(spec, "get_executor"):
-        return Backend(spec.get_executor(pure=False), owned=False, client=spec)
+        return lambda: Backend(spec.get_executor(pure=False), owned=False, client=spec)
     raise ExecutorError(
         f"executor= takes a name ({', '.join(map(repr, _FACTORIES))}), a "
         f"concurrent.futures.Executor or a dask.distributed.Client, got {spec!r}."

@@ -16,7 +16,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .report import Reason, Status, fmt_time
+from .report import HTML_RENDERERS, Reason, Status, fmt_time
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -48,6 +48,10 @@ class Explanation:
     def __str__(self) -> str:
         head = f"{self.task}: {self.status}"
         return "\n".join([head, *("  " + str(f).replace("\n", "\n  ") for f in self.findings)])
+
+    def _repr_html_(self) -> str:
+        """The reasons and their evidence, for notebooks (see `notebook.explanation_html`)."""
+        return HTML_RENDERERS["explanation"](self)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.text import Text

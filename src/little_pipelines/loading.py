@@ -77,6 +77,9 @@ def _import_path(spec: str) -> ModuleType:
         hint = " (it is a folder)" if path.is_dir() else ""
         raise LoadError(f"No such file: {spec!r}{hint}. Give the path of a Python file that "
                         f"defines a pipeline, e.g. lpipe run examples/quickstart.py.")
+    package = _package_name(path)
+    if package is not None:
+        return _import_in_package(spec, path, package)
     folder = str(path.parent)
     if folder not in sys.path:  # as `python etl.py` does: its neighbours are importable
         sys.path.insert(0, folder)
@@ -94,6 +97,45 @@ def _import_path(spec: str) -> ModuleType:
     except BaseException as e:
         sys.modules.pop(name, None)
         raise _import_failed(spec, e) from None
+    return module
+
+
+def _package_name(path: Path) -> tuple[str, Path] | None:
+    """(dotted module name, folder above the top package) for a file inside a package.
+
+    Walks up while the folder holds an `__init__.py`, as pytest does, so that
+    `lpipe run mypipe/tasks.py` imports `mypipe.tasks`: the name `python run.py`
+    and `lpipe run mypipe.tasks:pipeline` give it, so relative imports work and
+    all three share one cache (a task's code is known by its module's name).
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None
+    return ".".join(parts), folder
+
+
+def _import_in_package(spec: str, path: Path, package: tuple[str, Path]) -> ModuleType:
+    name, root = package
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        raise _import_failed(spec, e, hint=f" It was imported as {name!r} (from {str(root)!r}); "
+                             f"you can also give it as {name}:ATTRIBUTE.") from None
+    found = Path(os.path.abspath(getattr(module, "__file__", "") or ""))
+    if found != path:
+        raise LoadError(
+            f"{spec!r} is module {name!r} of a package, but importing {name!r} gives "
+            f"{str(found)!r} (another copy earlier on sys.path). Run lpipe from "
+            f"{str(root)!r}, or give it as {name}:ATTRIBUTE."
+        )
     return module
 
 
@@ -123,14 +165,17 @@ def _import_module(name: str) -> ModuleType:
         raise _import_failed(name, e) from None
 
 
-def _import_failed(what: str, error: BaseException) -> LoadError:
+def _import_failed(what: str, error: BaseException, hint: str = "") -> LoadError:
     if isinstance(error, SystemExit):
         return LoadError(f"{what} called sys.exit({error.code!r}) while being imported; "
                          f"keep command-line handling under `if __name__ == '__main__':`.")
-    return LoadError(
-        f"{what} failed to import: {type(error).__name__}: {error}",
-        details=_user_traceback(error),
-    )
+    if not hint and isinstance(error, ImportError) and what.endswith(".py"):
+        hint = (" If the file belongs to a package, give it as module:attribute from the "
+                "folder above the package (e.g. lpipe run mypackage.tasks:pipeline).")
+    text = f"{what} failed to import: {type(error).__name__}: {error}"
+    if hint:
+        text = (text if text.endswith(".") else text + ".") + hint
+    return LoadError(text, details=_user_traceback(error))
 
 
 def _user_traceback(error: BaseException) -> str:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import expire, graph
+from . import expire, graph, timeline
 from .codesource import redefines
 from .engine import Run
 from .errors import (
@@ -93,6 +96,7 @@ class Pipeline:
         self._run: Run | None = None
         self.failures: list[str] = []
         self.last_report: RunReport | None = None
+        self._defined_in = _defining_file()
 
     # -- registry ------------------------------------------------------------
     def add(self, *tasks: Task | Iterable[Task]) -> Pipeline:
@@ -263,6 +267,8 @@ class Pipeline:
             self._store_or_open().add_history(report.as_dict())
         except OSError as e:  # best-effort: the run's results are stored; the report stands
             log.warning("this run was not added to the history: {}", e)
+        with contextlib.suppress(OSError):  # only `lpipe history --timeline` reads it
+            self._store_or_open().save_last_run(timeline.as_dict(report))
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
 
@@ -399,9 +405,18 @@ class Pipeline:
         """Summaries of past runs, oldest first."""
         return self._store_or_open().history()
 
+    def last_run(self) -> RunReport | None:
+        """The report of the last run, as far as the store kept it (times, statuses,
+        reasons as sentences), for its timeline; None if none was kept."""
+        entry = self._store_or_open().last_run()
+        return timeline.from_dict(entry) if entry else None
+
     def _store_or_open(self) -> Store:
         if self._store is None:
             self._store = Store(self.folder)
+            if self._defined_in is not None and self.name not in _CLAIMED.get(self.folder, ()):
+                _CLAIMED.setdefault(self.folder, set()).add(self.name)  # warn once a process
+                self._store.claim(self.name, self._defined_in)
         return self._store
 
     def close(self) -> None:
@@ -412,6 +427,24 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
+
+
+_CLAIMED: dict[Path, set[str]] = {}  # stores this process checked the defining file of
+
+
+def _defining_file() -> str | None:
+    """The file whose code created the pipeline (the first frame outside this package);
+    None in a notebook or an interactive session, whose "files" change every session."""
+    frame: types.FrameType | None = sys._getframe(2)
+    package = os.path.dirname(os.path.abspath(__file__))
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    name = frame.f_code.co_filename
+    if not name.endswith(".py") or "ipykernel_" in name or not os.path.isfile(name):
+        return None
+    return os.path.realpath(name)
 
 
 def _flag_setter(

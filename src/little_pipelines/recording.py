@@ -13,16 +13,16 @@ report, each task's record and result digest, the failures.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
 from .executors import PicklingFailed
 from .fingerprint import content_digest, digest_bytes
 from .freshness import SCHEMA, State, expiry_fields, inputs_after_run
+from .log import at_time
 from .report import Reason, RunReport, Status, TaskOutcome, last_line
 from .taskcode import code_texts
 from .worker import Attempt, Outcome
@@ -76,6 +76,8 @@ class Recorder:
         self.report = RunReport(spec.name, run_id=run_id, planned=spec.planned)
         self.digests = digests
         self.failed: set[str] = set()
+        #: when each task was submitted (epoch seconds), set by the run
+        self.started: dict[str, float] = {}
         self._texts_saved: set[str] = set()
 
     def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> None:
@@ -86,7 +88,7 @@ class Recorder:
         except Exception as e:  # the executor itself failed (a worker died, a lost connection)
             out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
         for when, level, message in out.logs:  # records captured on a remote worker
-            task.logger.patch(_at(when)).log(level, "{}", message)
+            task.logger.patch(at_time(when)).log(level, "{}", message)
         retried = len(out.attempts) > 1
         if not out.ok:
             failed = out.value if isinstance(out.value, PicklingFailed) else None
@@ -189,7 +191,7 @@ class Recorder:
                               (*(reasons or ()), Reason("error", detail=last)),
                               duration, error=error, attempts=attempts)
         self.add(outcome)
-        task.logger.error(_FAILED, duration, last)
+        task.logger.bind(lp_story=True).error(_FAILED, duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
 
@@ -206,8 +208,7 @@ class Recorder:
             if status == "cached":
                 # Console only: a line per reused task in the run's log would cost a
                 # write per task on every warm run; the summary line counts them.
-                task.logger.bind(lp_log_dir=None).info(
-                    _REUSED, stored)
+                task.logger.bind(lp_log_dir=None, lp_story=True).info(_REUSED, stored)
             elif status == "skipped":
                 log.info(_SKIPPED, outcome.why)
             elif status == "failed":
@@ -216,6 +217,12 @@ class Recorder:
 
     def add(self, outcome: TaskOutcome) -> None:
         """Add a task's outcome to the report and tell the progress callback."""
+        # Wall-clock start and end, for the run's timeline: a task's code ran for
+        # `duration` up to when its outcome arrived (not since it was queued).
+        end = time.time()
+        began = self.started.get(outcome.name)
+        outcome.finished_at = end
+        outcome.started_at = end if began is None else max(began, end - outcome.duration)
         self.report.add(outcome)
         if self.spec.progress is not None:
             self.spec.progress("finish", outcome.name, outcome)
@@ -224,14 +231,4 @@ class Recorder:
 def _console(task: Task) -> Any:
     """The task's logger for its one status line (ran, reused, skipped): the console,
     the host's handlers and the run's log get it, not the task's own file."""
-    return task.logger.bind(lp_run_log=True)
-
-
-def _at(when: float) -> Callable[[Any], None]:
-    """A loguru patcher giving a replayed record the time it was made on the worker."""
-    moment = datetime.fromtimestamp(when).astimezone()
-
-    def patch(record: Any) -> None:
-        record["time"] = moment
-
-    return patch
+    return task.logger.bind(lp_run_log=True, lp_story=True)

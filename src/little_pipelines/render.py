@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
+from .fit import FrameTable, SummaryLine, Why
 from .report import Reason, RunReport, State, Status, TaskOutcome, fmt_time, last_line
 
 if TYPE_CHECKING:
@@ -58,6 +59,21 @@ def make_console(file: IO[str] | None = None, *, stderr: bool = False, **options
     return Console(file=file, stderr=stderr, theme=Theme(_THEME), **options)
 
 
+def themed(console: Console) -> Console:
+    """A console the user passed in, taught the library's styles (`lp.dim`, ...) once.
+
+    Ours are added only when it lacks them (a plain Console raised MissingStyle
+    on the first `lp.*` style), so a console themed on purpose is left as it is.
+    """
+    from rich.errors import MissingStyle
+
+    try:
+        console.get_style("lp.state.not_cached")
+    except MissingStyle:
+        console.push_theme(Theme(_THEME), inherit=True)
+    return console
+
+
 # -- small formatters -------------------------------------------------------------------
 def fmt_seconds(seconds: float | None) -> str:
     if seconds is None:
@@ -83,14 +99,9 @@ def fmt_size(size: int | None) -> str:
 
 
 def reason_text(reasons: Iterable[Reason]) -> str:
-    """Reasons as one sentence; a reason of a kind this version cannot word shows its kind."""
-    parts = []
-    for r in reasons:
-        try:
-            parts.append(str(r))
-        except (KeyError, IndexError, ValueError):
-            parts.append(" ".join(filter(None, (r.kind, r.subject, r.detail))))
-    return "; ".join(parts)
+    """Reasons as one sentence, paths relative to the current folder; a reason of a
+    kind this version cannot word shows its kind."""
+    return Why(reasons).plain()
 
 
 def status_text(status: str, label: str | None = None) -> Text:
@@ -107,6 +118,13 @@ def state_of(outcome: TaskOutcome) -> str:
 
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def expiry_word(record: Mapping[str, Any]) -> str:
+    """When a stored result expires, in a table cell: "never" is explained once, below."""
+    if record.get("expires_at") is None and record.get("expiry", "never") == "never":
+        return "never"
+    return expiry_text(record)
 
 
 def expiry_text(record: Mapping[str, Any]) -> str:
@@ -155,16 +173,22 @@ def tasks_table(pipeline: Pipeline, plan: RunReport) -> Table:
 def status_table(plan: RunReport, records: Mapping[str, Mapping[str, Any] | None]) -> Table:
     """`lpipe status`: would each task run, and exactly why."""
     table = Table(title=Text(_plan_title(plan)), title_justify="left")
-    table.add_column("task", style="lp.task")
+    table.add_column("task", style="lp.task", overflow="fold")
     table.add_column("next run")
-    table.add_column("why")
+    table.add_column("why", overflow="fold")  # a file name is folded, never cut
     table.add_column("stored result expires")
+    nevers = 0
     for o in plan:
         record = records.get(o.name)
-        expires = expiry_text(record) if record else "-"
+        expires = expiry_word(record) if record else "-"
+        nevers += expires == "never"
         look = Status.of(o.status)
         table.add_row(Text(o.name), status_text(o.status, look.next_run if look else None),
-                      Text(reason_text(o.reasons)), Text(expires))
+                      Why(o.reasons), Text(expires))
+    if nevers:
+        table.caption = Text("never: kept until its code, inputs or upstream change",
+                             style="lp.dim")
+        table.caption_justify = "left"
     return table
 
 
@@ -178,22 +202,23 @@ def _plan_title(plan: RunReport) -> str:
     return f"{plan.pipeline}: " + ", ".join(parts)
 
 
-def summary_table(report: RunReport) -> Table:
-    """The end of `lpipe run`: task, status, duration, reason, and the time the cache saved."""
-    table = Table(title=Text(report.summary()), title_justify="left")
-    table.add_column("task", style="lp.task")
+def summary_table(report: RunReport) -> RenderableType:
+    """The end of `lpipe run`: task, status, duration, reason, and the time the cache saved;
+    then the summary line, which never wraps."""
+    table = Table()
+    table.add_column("task", style="lp.task", overflow="fold")
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("saved", justify="right")
-    table.add_column("why")
+    table.add_column("why", overflow="fold")  # a file name is folded, never cut
     for o in report:
         table.add_row(
             Text(o.name), status_text(o.status),
             fmt_seconds(o.duration) if code_ran(o) else "-",
             fmt_seconds(o.stored_duration) if o.status == "cached" else "-",
-            Text(reason_text(o.reasons)),
+            Why(o.reasons),
         )
-    return table
+    return Group(table, SummaryLine(report))
 
 
 def history_table(runs: Sequence[Mapping[str, Any]], pipeline: str) -> Table:
@@ -294,6 +319,10 @@ def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bo
 
 def preview(value: Any, rows: int = PREVIEW_ROWS) -> RenderableType:
     """A short look at a value: the first rows of a DataFrame-like one, else a truncated repr."""
+    if _is_frame(value) and hasattr(value, "columns") and hasattr(value, "index"):
+        shape = " × ".join(str(n) for n in tuple(value.shape))
+        return Group(FrameTable(value, rows),
+                     Text(f"[{shape}; first {rows} rows]", style="lp.dim"))
     if _is_frame(value):
         try:
             head = value.head(rows)

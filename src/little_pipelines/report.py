@@ -6,6 +6,7 @@ these same objects, so "why did this run?" has one answer everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -165,6 +166,11 @@ _STATE_BY_VALUE: dict[str, State] = {s.value: s for s in State}
 #: Outcome status -> (symbol, Rich style); kept for callers of the earlier table.
 STATUS_STYLE: dict[str, tuple[str, str]] = {s.value: (s.symbol, s.style) for s in Status}
 
+#: The notebook's HTML renderers by what they draw ("report", "explanation"), filled
+#: in by `notebook` when the package is imported: the renderer imports the objects
+#: it draws, never the reverse (a deferred import back would be an import cycle).
+HTML_RENDERERS: dict[str, Callable[[Any], str]] = {}
+
 #: How many past runs `history` shows by default (the CLI and the shell alike).
 HISTORY_DEFAULT = 20
 
@@ -188,6 +194,9 @@ class TaskOutcome:
     error: str | None = None
     #: how many times its code ran (more than 1 when retries= were used)
     attempts: int = 1
+    #: when it started and was settled (epoch seconds; equal for a task that did not run)
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @property
     def why(self) -> str:
@@ -289,11 +298,11 @@ class RunReport:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=Text(self.summary()), title_justify="left")
-        table.add_column("task")
+        table = Table()
+        table.add_column("task", overflow="fold")
         table.add_column("status")
         table.add_column("time", justify="right")
-        table.add_column("why")
+        table.add_column("why", overflow="fold")
         for o in self.outcomes.values():
             look = Status.of(o.status)
             symbol, style = (look.symbol, look.style) if look else ("?", "")
@@ -305,3 +314,24 @@ class RunReport:
                 Text(o.why),
             )
         yield table
+        yield Text(self.summary())
+
+    def __str__(self) -> str:
+        """The summary table as plain text (what `print(report)` shows)."""
+        import io
+
+        from rich.console import Console
+
+        out = io.StringIO()
+        # force_jupyter=False: in a notebook Rich would display it instead of writing it.
+        Console(file=out, width=100, color_system=None, force_terminal=False,
+                force_jupyter=False).print(self)
+        return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display (a terminal, a notebook's text/plain): the table."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """A table and the run's timeline, for notebooks (see `notebook.report_html`)."""
+        return HTML_RENDERERS["report"](self)

@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import CommandError, LittlePipelinesError, did_you_mean
-from .render import make_console
+from .render import make_console, themed
 
 
 class Args(argparse.ArgumentParser):
@@ -39,7 +39,11 @@ class Args(argparse.ArgumentParser):
         raise CommandError(f"{self.prog}: {message} (see: help {self.prog})")
 
     def parse(self, arg: str) -> argparse.Namespace:
-        return self.parse_intermixed_args(shlex.split(arg))
+        try:
+            return self.parse_intermixed_args(shlex.split(arg))
+        except argparse.ArgumentError as e:  # with exit_on_error=False argparse raises this
+            self.error(str(e))
+            raise  # pragma: no cover - error() raises
 
 
 class RichCmd(cmd.Cmd):
@@ -62,7 +66,9 @@ class RichCmd(cmd.Cmd):
         if stdin is not None and stdin is not sys.stdin:
             self.use_rawinput = False
         if console is not None or self.console is None:
-            self.console = console or make_console(file=stdout)
+            self.console = themed(console) if console is not None else make_console(file=stdout)
+        else:
+            themed(self.console)
 
     @property
     def out(self) -> Console:

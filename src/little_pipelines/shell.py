@@ -20,7 +20,6 @@ finished are stored (each result is written the moment its task finishes).
 
 from __future__ import annotations
 
-import inspect
 import shlex
 from typing import IO, TYPE_CHECKING, Any
 
@@ -153,13 +152,11 @@ class Shell(RichCmd):
     def do_info(self, arg: str) -> None:
         """What a task is: its documentation, dependencies, inputs, expiry and stored result."""
         task = self.p.get_task(self._one_task(arg, "info"))
-        fn = task.main_function
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="lp.dim")
         facts.add_row("task", Text(task.name, style="lp.task"))
-        doc = getattr(task, "description", None) or (inspect.getdoc(fn) if fn else None)
-        if doc:
-            facts.add_row("about", Text(doc))
+        if getattr(task, "description", None):
+            facts.add_row("about", Text(str(task.description)))
         facts.add_row("depends on", Text(", ".join(task.dependency_names(self.p.tasks_by_name()))
                                          or "-"))
         facts.add_row("input files", Text(", ".join(task.input_paths) or "-"))
@@ -170,8 +167,8 @@ class Shell(RichCmd):
                                      f"{render.fmt_time(record.get('created_at'))}, expires "
                                      f"{render.expiry_text(record)}"))
         self.out.print(facts)
-        if task.info:
-            self.out.print(Text(inspect.cleandoc(task.info), style="yellow"))
+        if task.info:  # the function's docstring; a classic task's module's (or processes')
+            self.out.print(Text(task.info, style="yellow"))
 
     def do_history(self, arg: str) -> None:
         """Past runs: history [--last N]."""

@@ -24,7 +24,6 @@ import io
 import os
 import pickle
 import sqlite3
-import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -35,6 +34,7 @@ import diskcache
 
 from .errors import StoreError, UnsafeStoreError
 from .fingerprint import digest_bytes
+from .folders import secure_dir
 from .log import lib_logger
 from .sqlitefaults import Corrupt, is_corruption, lock_wait, store_error, wait_for_writer
 
@@ -51,6 +51,8 @@ _HISTORY = "lp:history"  # the list every run rewrote (stores before one row per
 _RUN = "lp:run:"  # one row per run: lp:run:<zero-padded sequence number>
 _RUN_NEXT = "lp:run-next"  # the next run's sequence number
 _TEXT = "lp:text:"
+_LAST_RUN = "lp:last_run"  # the last run's per-task times, for its timeline
+_DEFINED_IN = "lp:defined_in"  # the file that defined the pipeline using this store
 _HISTORY_KEPT = 500
 _HISTORY_NAMES = 20  # failed task names kept per run (the count is always exact)
 
@@ -79,39 +81,6 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-
-
-def secure_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable and writable by its owner only, or check it.
-
-    Loading a stored value unpickles it, which runs code: a folder that someone
-    else owns or could write to is refused rather than trusted. Every folder made
-    here is made owner-only, parents included: `Path.mkdir(parents=True)` gives
-    the parents the umask's mode, and under `umask 000` that made
-    `~/.little_pipelines` itself world-writable.
-    """
-    missing = []
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing.append(folder)
-    for folder in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # another run made it meanwhile
-            os.mkdir(folder, 0o700)
-    st = path.stat()
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise UnsafeStoreError(
-            f"Refusing to use {str(path)!r}: it is owned by user id {st.st_uid}, not by you "
-            f"({os.getuid()}), and loading its results would run code they wrote. Use a folder "
-            f"of your own (cache_dir= or LITTLE_PIPELINES_HOME)."
-        )
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeStoreError(
-            f"Refusing to use {str(path)!r}: it is writable by group or others "
-            f"(mode {stat.filemode(st.st_mode)}), so anyone could plant results that run code "
-            f"when loaded. Fix it with: chmod go-w {str(path)!r}"
-        )
-    return path
 
 
 class _Disk(diskcache.Disk):
@@ -415,6 +384,42 @@ class Store:
             self.cache.set(_RUN + f"{seq:012d}", row)
             self.cache.set(_RUN_NEXT, seq + 1)
             self.cache.delete(_RUN + f"{seq - _HISTORY_KEPT:012d}")
+
+    def claim(self, pipeline: str, defined_in: str) -> None:
+        """Record which file defined the pipeline; warn if another file's pipeline owns
+        this store (two projects with one pipeline name thrash each other's results).
+
+        The first file keeps the store; a recorded file that no longer exists (the
+        project moved or was renamed) is replaced without a word.
+        """
+        try:
+            with self._errors("read"):
+                owner = self.cache.get(_DEFINED_IN)
+            if owner == defined_in:
+                return
+            if owner is None or not os.path.exists(owner):
+                with self._errors("write"):
+                    self.cache.set(_DEFINED_IN, defined_in)
+                return
+        except OSError:  # only a warning is at stake
+            return
+        lib_logger.warning(
+            "Pipeline {!r} defined in {} uses the store in {}, which belongs to the pipeline "
+            "defined in {}: two pipelines sharing a store overwrite each other's results. "
+            "Give this one its own folder (lp.Pipeline({!r}, cache_dir=...)) or another name.",
+            pipeline, defined_in, str(self.directory), owner, pipeline,
+        )
+
+    def save_last_run(self, entry: dict[str, Any]) -> None:
+        """Keep the last run's per-task times (one entry, replaced by each run)."""
+        with self._errors("write"):
+            self.cache.set(_LAST_RUN, entry)
+
+    def last_run(self) -> dict[str, Any] | None:
+        """The entry `save_last_run` kept, if any."""
+        with self._errors("read"):
+            entry: dict[str, Any] | None = self.cache.get(_LAST_RUN)
+        return entry
 
     def history(self) -> list[dict[str, Any]]:
         """Past run summaries, oldest first."""

@@ -301,10 +301,19 @@ class Task:
 
     @property
     def info(self) -> str | None:
-        """The docstring of the module that defines the task."""
+        """What the task is about: a function-form task's own docstring; for a classic
+        task the docstring of the module that defines it (as the original library
+        had it), else its processes' docstrings, `run` first."""
+        if self._function is not None:
+            return inspect.getdoc(self._function)
         fns = self.code_functions()
         module = sys.modules.get(getattr(fns[0], "__module__", "") or "") if fns else None
-        return module.__doc__ if module is not None else None
+        if module is not None and module.__doc__:
+            return inspect.cleandoc(module.__doc__)
+        run = self._processes.get("run")
+        ordered = ([run] if run is not None else []) + [f for f in fns if f is not run]
+        docs = [inspect.getdoc(f) for f in ordered]
+        return "\n\n".join(d for d in docs if d) or None
 
     @property
     def result(self) -> Any:

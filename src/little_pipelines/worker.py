@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from .log import captured, forget_driver_sinks
+
 if TYPE_CHECKING:
     from .task import Task
 
@@ -157,10 +159,6 @@ def _raise_timeout(signum: int, frame: object) -> None:
 
 # -- away from the driver ---------------------------------------------------------------
 
-_capture = threading.local()
-_capture_sink: dict[int, int] = {}  # pid -> handler id, so each worker process adds one sink
-
-
 class WorkerPipeline:
     """Stands in for the pipeline on a worker: serves the upstream values sent along.
 
@@ -196,34 +194,10 @@ class WorkerPipeline:
 def _call_remote(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
     name = getattr(task.pipeline, "name", None) or task.__dict__.get("_pipeline_name") or ""
     task.attach(WorkerPipeline(name, inputs, task.name, call.params))
-    _ensure_capture_sink()
-    records: list[tuple[float, str, str]] = []
-    _capture.records = records
-    try:
+    with captured() as records:
         out = _attempts(task, inputs, call)
-    finally:
-        _capture.records = None
     out.logs = records
     return out
-
-
-def _ensure_capture_sink() -> None:
-    pid = os.getpid()
-    if pid not in _capture_sink:
-        _capture_sink[pid] = logger.add(
-            _capture_record, level="DEBUG", format="{message}",
-            filter=lambda r: "lp_task" in r["extra"],
-        )
-
-
-def _capture_record(message: Any) -> None:
-    records = getattr(_capture, "records", None)
-    if records is not None:
-        r = message.record
-        text = r["message"]
-        if r["exception"] is not None:
-            text += "\n" + "".join(traceback.format_exception(*r["exception"]))
-        records.append((r["time"].timestamp(), r["level"].name, text))
 
 
 def init_process_worker() -> None:
@@ -233,7 +207,7 @@ def init_process_worker() -> None:
     would print lines twice and interleave the task files.
     """
     logger.remove()
-    _capture_sink.clear()
+    forget_driver_sinks()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _die_with_parent()
 
