@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -24,6 +21,7 @@ from .errors import (
     UnknownTaskError,
 )
 from .fingerprint import expand_inputs
+from .folders import check_pipeline_name, defining_file, pipeline_folders
 from .freshness import Probe, current_state, expiry_reasons
 from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
@@ -34,10 +32,6 @@ from .task import Task
 if TYPE_CHECKING:
     from .explain import Explanation
 
-# A name is one folder: no separator (':' is a drive on Windows), no NUL or control character.
-_UNSAFE_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
-_HOME_ENV = "LITTLE_PIPELINES_HOME"
-_LOG_ENV = "LOG_DIR"
 
 
 class Pipeline:
@@ -68,7 +62,7 @@ class Pipeline:
         code: str = "module",
         params: dict[str, Any] | None = None,
     ) -> None:
-        self.name = _check_name(name)
+        self.name = check_pipeline_name(name)
         if code not in ("module", "function"):
             raise InvalidOptionError(
                 f"code must be 'module' (a task's whole defining file counts) or 'function' "
@@ -76,18 +70,7 @@ class Pipeline:
             )
         self.code = code
         self.params: dict[str, Any] = dict(params or {})
-        if cache_dir is not None:
-            self.folder = Path(cache_dir).expanduser()
-        else:
-            home = os.environ.get(_HOME_ENV) or Path.home() / ".little_pipelines"
-            self.folder = Path(home).expanduser() / name
-        if log_dir is not None:
-            self.log_dir = Path(log_dir).expanduser()
-        elif os.environ.get(_LOG_ENV):
-            # The folder itself, as the original (shared by pipelines sharing it).
-            self.log_dir = Path(os.environ[_LOG_ENV]).expanduser()
-        else:
-            self.log_dir = self.folder / "logs"
+        self.folder, self.log_dir = pipeline_folders(name, cache_dir, log_dir)
         self.expire_results_if_none = expire_results_if_none
         self._tasks: dict[str, Task] = {}
         self._duplicates: list[str] = []
@@ -96,7 +79,7 @@ class Pipeline:
         self._run: Run | None = None
         self.failures: list[str] = []
         self.last_report: RunReport | None = None
-        self._defined_in = _defining_file()
+        self._defined_in = defining_file()
 
     # -- registry ------------------------------------------------------------
     def add(self, *tasks: Task | Iterable[Task]) -> Pipeline:
@@ -432,21 +415,6 @@ class Pipeline:
 _CLAIMED: dict[Path, set[str]] = {}  # stores this process checked the defining file of
 
 
-def _defining_file() -> str | None:
-    """The file whose code created the pipeline (the first frame outside this package);
-    None in a notebook or an interactive session, whose "files" change every session."""
-    frame: types.FrameType | None = sys._getframe(2)
-    package = os.path.dirname(os.path.abspath(__file__))
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    name = frame.f_code.co_filename
-    if not name.endswith(".py") or "ipykernel_" in name or not os.path.isfile(name):
-        return None
-    return os.path.realpath(name)
-
-
 def _flag_setter(
     tasks: Mapping[str, Task], progress: Callable[[str, str, TaskOutcome | None], None] | None
 ) -> Callable[[str, str, TaskOutcome | None], None]:
@@ -468,14 +436,3 @@ def _flag_setter(
             progress(event, name, outcome)
 
     return on_progress
-
-
-def _check_name(name: Any) -> str:
-    # Any other name is one folder, as in the original (".little-pipelines-tests").
-    if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE_CHARS.search(name):
-        raise InvalidOptionError(
-            f"Pipeline name {name!r} is not a safe folder name: it must name one folder, "
-            f"so not '.' or '..', no '/', '\\' or ':' and no control characters "
-            f"(e.g. 'sales_etl' or '.hidden')."
-        )
-    return name
