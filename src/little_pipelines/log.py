@@ -42,7 +42,7 @@ from .logfiles import TaskFiles
 from .logfiles import safe_filename as safe_filename
 
 PERF = "PERF"
-_PERF_NO = 15  # between DEBUG (10) and INFO (20): in the log files, off the console by default
+PERF_NO = 15  # between DEBUG (10) and INFO (20): in the log files, off the console by default
 
 DEFAULT_FORMAT = (
     "<green>{time:HH:mm:ss}</green> | <level>{level: <7}</level> | "
@@ -57,7 +57,7 @@ def _register_perf_level(target: Any) -> None:
     try:
         target.level(PERF)
     except ValueError:
-        target.level(PERF, no=_PERF_NO, color="<blue>", icon="⏱")
+        target.level(PERF, no=PERF_NO, color="<blue>", icon="⏱")
 
 
 def _new_core() -> Any:
@@ -237,6 +237,27 @@ def _for_files(record: Any) -> bool:
 
 def close_task_files() -> None:
     _task_files.close_all()
+
+
+def story_takers(no: int, *, story: bool = True) -> tuple[bool, bool] | None:
+    """Who takes a record of the run's at level `no` now (`story`: a status line, which
+    `lpipe run` hides): (the library's console, the host's handlers); None when records
+    are captured or loguru's internals moved (then only a real loguru call routes them
+    right). A run asks once, not per record."""
+    if _own is logger or _capturing():
+        return None
+    ensure_console()
+    ensure_file_sink()
+    shown = no >= _state["level_no"]
+    if library_console():
+        return shown and not (story and _state["hide_story"]), False
+    return False, shown
+
+
+def write_run_log(folder: str, lines: list[tuple[float, str, str, str]]) -> None:
+    """Append records (epoch time, level name, scope, message) to the run log in
+    `folder`, in the files' format, with one write and no loguru call."""
+    _task_files.append_run_log(folder, lines)
 
 
 # -- the console ---------------------------------------------------------------------------

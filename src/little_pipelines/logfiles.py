@@ -16,6 +16,7 @@ import functools
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,25 @@ class TaskFiles:
             path = os.path.join(folder, RUN_LOG)
         else:
             path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
-        data = str(message).encode("utf-8", "replace")
+        self.append(folder, path, str(message))
+
+    def append_run_log(self, folder: str, lines: list[tuple[float, str, str, str]]) -> None:
+        """Append records (epoch time, level name, scope, message) to the run log in
+        `folder`, formatted as `log`'s file format does, with one write."""
+        text = "".join(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}."
+            f"{int(when * 1000) % 1000:03d} | {level: <8} | {scope} | {message}\n"
+            for when, level, scope, message in lines
+        )
+        self.append(folder, os.path.join(folder, RUN_LOG), text)
+
+    def append(self, folder: str, path: str, text: str) -> None:
+        """Append `text` (whole lines) to `path` in `folder` with one write; a folder
+        that fails is warned about once and written no more. (Not `write`: loguru
+        takes a sink with a `write` method for a stream.)"""
+        if folder in self._broken:
+            return
+        data = text.encode("utf-8", "replace")
         with self._lock:
             try:
                 self._write(folder, path, data)

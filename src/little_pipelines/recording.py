@@ -22,8 +22,9 @@ from . import expire
 from .executors import PicklingFailed
 from .fingerprint import content_digest, digest_bytes
 from .freshness import SCHEMA, State, expiry_fields, inputs_after_run
-from .log import at_time
+from .log import PERF, at_time
 from .report import Reason, RunReport, Status, TaskOutcome, last_line
+from .statuslines import StatusLines, story
 from .taskcode import code_texts
 from .worker import Attempt, Outcome
 
@@ -35,11 +36,10 @@ if TYPE_CHECKING:
     from .values import RunValues
 
 
-#: Each status line a task gets in the logs, with its status's symbol (made once).
-_RAN = Status.EXECUTED.symbol + " ran in {:.3f}s ({})"
+#: Each status line a task gets in the logs, with its status's symbol (made once);
+#: the lines of a task that ran or was reused are in `statuslines`.
 _FAILED = Status.FAILED.symbol + " failed after {:.3f}s: {}"
 _NOT_RUN = Status.FAILED.symbol + " not run: {}"
-_REUSED = Status.CACHED.symbol + " reused cached result (saved {:.3f}s)"
 _SKIPPED = Status.SKIPPED.symbol + " skipped: {}"
 
 
@@ -79,6 +79,7 @@ class Recorder:
         #: when each task was submitted (epoch seconds), set by the run
         self.started: dict[str, float] = {}
         self._texts_saved: set[str] = set()
+        self.lines = StatusLines()
 
     def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> None:
         """A submitted task came back (`remote`: its value arrives pickled): store or fail it."""
@@ -91,6 +92,9 @@ class Recorder:
             task.logger.patch(at_time(when)).log(level, "{}", message)
         retried = len(out.attempts) > 1
         if not out.ok:
+            if out.attempts:
+                task.logger.log(PERF, "{} took {:.4f}s", task.main_call,
+                                out.attempts[-1].duration)
             failed = out.value if isinstance(out.value, PicklingFailed) else None
             error = (self._unpicklable(failed.kind, failed.error) if failed is not None
                      else out.error)
@@ -98,9 +102,11 @@ class Recorder:
                       reasons=job.reasons, attempts=len(out.attempts))
         elif remote:
             self._store_result(job, out.kind, out.duration, blob=out.value,
-                               attempts=len(out.attempts), content=out.content)
+                               attempts=len(out.attempts), content=out.content,
+                               took=out.attempts[-1].duration)
         else:
-            self._store_result(job, out.value, out.duration, attempts=len(out.attempts))
+            self._store_result(job, out.value, out.duration, attempts=len(out.attempts),
+                               took=out.attempts[-1].duration)
         if retried:
             task.logger.info("took {} attempts", len(out.attempts))
         if job.lock is not None:
@@ -114,8 +120,9 @@ class Recorder:
                 f"open connections.")
 
     def _store_result(self, job: Job, value: Any, duration: float, *,
-                      blob: bytes | None = None, attempts: int = 1, content: str | None = None
-                      ) -> None:
+                      blob: bytes | None = None, attempts: int = 1, content: str | None = None,
+                      took: float = 0.0) -> None:
+        """Store a result (`took`: its last attempt, the PERF timing of its main call)."""
         task = job.task
         if blob is None:
             try:
@@ -172,8 +179,7 @@ class Recorder:
         self.values.keep(task.name, blob)
         self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
-        _console(task).info(_RAN, duration,
-                            "; ".join(map(str, job.reasons)))
+        self.lines.ran(task, duration, took, "; ".join(map(str, job.reasons)))
 
     def fail(
         self,
@@ -204,11 +210,9 @@ class Recorder:
         self.add(outcome)
         if not self.spec.planned:
             task = self.spec.tasks[name]
-            log = _console(task)
+            log = story(task)
             if status == "cached":
-                # Console only: a line per reused task in the run's log would cost a
-                # write per task on every warm run; the summary line counts them.
-                task.logger.bind(lp_log_dir=None, lp_story=True).info(_REUSED, stored)
+                self.lines.reused(task, stored)
             elif status == "skipped":
                 log.info(_SKIPPED, outcome.why)
             elif status == "failed":
@@ -227,8 +231,3 @@ class Recorder:
         if self.spec.progress is not None:
             self.spec.progress("finish", outcome.name, outcome)
 
-
-def _console(task: Task) -> Any:
-    """The task's logger for its one status line (ran, reused, skipped): the console,
-    the host's handlers and the run's log get it, not the task's own file."""
-    return task.logger.bind(lp_run_log=True, lp_story=True)

@@ -232,14 +232,21 @@ class Task:
         token = _RUNNING.set((self, params))
         try:
             fn = self._function
+            # Not timed here: the worker times the call, and the driver logs it as
+            # `main_call` with the task's status line (one record, see statuslines).
             if fn is None:
-                return self._call_process("run")
+                return self._processes["run"](self)
             kwargs = {p: inputs[p] if p in inputs else params[p]
                       for p in self._params if p in inputs or p in params}
-            with timed(self.logger, f"function {fn.__name__!r}"):
-                return fn(self, **kwargs) if self._wants_this else fn(**kwargs)
+            return fn(self, **kwargs) if self._wants_this else fn(**kwargs)
         finally:
             _RUNNING.reset(token)
+
+    @property
+    def main_call(self) -> str:
+        """The task's main call as its PERF timing names it: "function 'f'" or "process 'run'"."""
+        fn = self._function
+        return "process 'run'" if fn is None else f"function {fn.__name__!r}"
 
     def _run_function_from_pipeline(self, this: Task) -> Any:
         # `task.run()` on a function-form task: fetch the upstream results itself.

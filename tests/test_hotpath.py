@@ -1,0 +1,73 @@
+"""The per-task hot path of a run (issue 14): what each task costs beyond its code.
+
+Speed itself is measured in bench/; these tests pin down the behaviour the speed
+rests on, so it cannot quietly come back: how many loguru calls a task costs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+COUNTING = """
+import sys
+import loguru._logger
+import little_pipelines as lp
+
+calls = [0]
+_log = loguru._logger.Logger._log
+def counting(self, *args, **kwargs):
+    calls[0] += 1
+    return _log(self, *args, **kwargs)
+loguru._logger.Logger._log = counting
+
+def build():
+    p = lp.Pipeline("hot")
+    prev = None
+    for i in range(30):
+        t = lp.Task(f"t{i}", dependencies=[prev] if prev else None)
+        @t.process
+        def run(this):
+            return 1
+        p.add(t)
+        prev = f"t{i}"
+    return p
+
+lp.set_log_level(sys.argv[1])
+for phase in ("cold", "warm"):
+    calls[0] = 0
+    p = build()
+    report = p.execute()
+    assert report.ok
+    print(phase, calls[0])
+    p.close()
+"""
+
+
+def _loguru_calls(tmp_path: Path, level: str) -> dict[str, int]:
+    script = tmp_path / "count.py"
+    script.write_text(textwrap.dedent(COUNTING))
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(script), level], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines()}
+
+
+def test_a_task_costs_no_loguru_call_no_handler_takes_and_the_run_log_keeps_its_lines(
+        tmp_path: Path) -> None:
+    quiet = _loguru_calls(tmp_path, "ERROR")
+    # 30 tasks: nothing shown, so only the run's own few records (its summary) remain.
+    assert quiet["cold"] <= 3 and quiet["warm"] <= 3, quiet
+    run_log = (tmp_path / "home" / "hot" / "logs" / "_pipeline.log").read_text()
+    for i in range(30):  # the run log still has each task's timing and status line
+        assert f"| PERF     | t{i} | process 'run' took" in run_log
+        assert f"| INFO     | t{i} | ✓ ran in" in run_log
+
+
+def test_a_task_costs_at_most_one_loguru_call_for_the_line_it_shows(tmp_path: Path) -> None:
+    shown = _loguru_calls(tmp_path, "INFO")
+    assert 30 <= shown["cold"] <= 30 + 3 and 30 <= shown["warm"] <= 30 + 3, shown
