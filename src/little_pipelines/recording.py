@@ -210,13 +210,12 @@ class Recorder:
         self.add(outcome)
         if not self.spec.planned:
             task = self.spec.tasks[name]
-            log = story(task)
             if status == "cached":
                 self.lines.reused(task, stored)
             elif status == "skipped":
-                log.info(_SKIPPED, outcome.why)
+                story(task).info(_SKIPPED, outcome.why)
             elif status == "failed":
-                log.error(_NOT_RUN, outcome.why)
+                story(task).error(_NOT_RUN, outcome.why)
         self.values.settled(name)
 
     def add(self, outcome: TaskOutcome) -> None:
