@@ -71,3 +71,23 @@ def test_a_task_costs_no_loguru_call_no_handler_takes_and_the_run_log_keeps_its_
 def test_a_task_costs_at_most_one_loguru_call_for_the_line_it_shows(tmp_path: Path) -> None:
     shown = _loguru_calls(tmp_path, "INFO")
     assert 30 <= shown["cold"] <= 30 + 3 and 30 <= shown["warm"] <= 30 + 3, shown
+
+
+def test_a_run_keeps_older_objects_out_of_full_collections_and_hands_them_back(
+        pipelines) -> None:
+    import gc
+
+    import little_pipelines as lp
+
+    p: lp.Pipeline = pipelines("gcfreeze")
+    seen: list[int] = []
+
+    @p.task
+    def one() -> int:
+        seen.append(gc.get_freeze_count())
+        return 1
+
+    before = gc.get_freeze_count()
+    assert p.execute().ok
+    assert seen and seen[0] > before  # what existed before the run was not walked
+    assert gc.get_freeze_count() == before  # and is collectable again afterwards

@@ -13,6 +13,7 @@ A run is given a `RunSpec` (plain data, see `spec.py`) and returns a
 
 from __future__ import annotations
 
+import gc
 import graphlib
 import heapq
 import queue
@@ -94,6 +95,7 @@ class Run:
         self._make_backend = None if opts.planned else prepare(
             opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
+        _gc_freeze()
         try:
             self._loop(sorter)
         except KeyboardInterrupt:
@@ -110,6 +112,7 @@ class Run:
             # a pipeline every minute runs out of file descriptors within a day.
             self.locks.close()
             self._end_of_run()
+            _gc_unfreeze()
             self.report.duration = time.perf_counter() - start
         return RunResult(self.report, self.states, self.records, self.digests)
 
@@ -397,6 +400,32 @@ class Run:
                 self.spec.tasks[ended[0]].logger.warning(
                     "on_complete values not dropped: {}", e)
         self.values.clear()
+
+
+_frozen = [0]  # runs in this process inside _gc_freeze (threads, nested runs)
+_frozen_lock = threading.Lock()
+
+
+def _gc_freeze() -> None:
+    """Keep the objects that existed before the run out of the collector's full passes.
+
+    A 1,000-task run allocates enough to trigger full (generation 2) collections,
+    each walking every object of the process (modules, the user's data): ~15 µs a
+    task. Frozen objects are not walked; new objects are collected as usual, and
+    `_gc_unfreeze` hands the old ones back when the last run of the process ends.
+    Disabling the collector for the run was rejected: a task making cyclic garbage
+    in a loop would grow without bound.
+    """
+    with _frozen_lock:
+        _frozen[0] += 1
+        gc.freeze()
+
+
+def _gc_unfreeze() -> None:
+    with _frozen_lock:
+        _frozen[0] -= 1
+        if _frozen[0] == 0:
+            gc.unfreeze()
 
 
 def _can_stop(backend: Backend) -> bool:
