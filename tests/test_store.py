@@ -65,3 +65,16 @@ def test_history_and_texts_survive_reopening(tmp_path) -> None:
     assert [run["run_id"] for run in again.history()] == ["r1"]
     assert again.text("d1") == "def f(): pass" and again.text("d2") is None
     again.close()
+
+
+def test_records_reads_many_names_in_chunks_and_skips_missing_ones(tmp_path) -> None:
+    from little_pipelines.store import Store
+
+    store = Store(tmp_path / "s")
+    names = [f"t{i}" for i in range(1203)]
+    for name in names[::2]:
+        store.put(name, b"x", {"digest": name})
+    got = store.records(["nope", *names])
+    assert list(got) == names[::2]
+    assert all(got[n]["digest"] == n for n in got)
+    store.close()

@@ -54,6 +54,7 @@ _TEXT = "lp:text:"
 _LAST_RUN = "lp:last_run"  # the last run's per-task times, for its timeline
 _DEFINED_IN = "lp:defined_in"  # the file that defined the pipeline using this store
 _HISTORY_KEPT = 500
+_SELECT_CHUNK = 500  # names per SELECT (SQLite allows 999 variables in old builds)
 _HISTORY_NAMES = 20  # failed task names kept per run (the count is always exact)
 
 #: A record is a plain dict, so stores stay readable across library versions.
@@ -231,15 +232,42 @@ class Store:
         return rec
 
     def records(self, names: Iterable[str]) -> dict[str, Record]:
-        """Records of many tasks, read in one transaction (one lock, one snapshot)."""
-        out: dict[str, Record] = {}
+        """Records of many tasks, read in one transaction (one lock, one snapshot).
+
+        One SELECT per 500 names rather than a `cache.get` each (~5 µs a task on a
+        warm run); each row is decoded as `cache.get` would (diskcache's Disk.fetch).
+        """
+        wanted = list(names)
+        found: dict[str, Record] = {}
         with self._errors("read", wait=True), self.cache.transact():
-            for name in names:
-                rec = self._record(name)
-                if rec is not None:
-                    out[name] = rec
+            for i in range(0, len(wanted), _SELECT_CHUNK):
+                keys = [_RECORD + name for name in wanted[i:i + _SELECT_CHUNK]]
+                rows = self.cache._sql(
+                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN "
+                    f"({','.join('?' * len(keys))}) AND (expire_time IS NULL OR expire_time > ?)",
+                    (*keys, time.time()),
+                ).fetchall()
+                for key, mode, filename, value in rows:
+                    name = key[len(_RECORD):]
+                    rec = self._decode_record(name, mode, filename, value)
+                    if rec is not None:
+                        found[name] = rec
             self._seen_version[threading.get_ident()] = self._data_version()
-        return out
+        return {name: found[name] for name in wanted if name in found}
+
+    def _decode_record(self, name: str, mode: int, filename: str | None, value: Any
+                       ) -> Record | None:
+        try:
+            rec: Record = self.cache._disk.fetch(mode, filename, value, False)
+        except OSError:
+            return None  # its file was removed meanwhile: as cache.get, no record
+        except Exception as e:  # a damaged pickle: as if there were no record (the task reruns)
+            lib_logger.warning(
+                "The stored record of task {!r} could not be read ({}: {}); it will run again.",
+                name, type(e).__name__, e,
+            )
+            return None
+        return rec
 
     def untouched_by_others(self) -> bool:
         """True if no other connection has committed since `records()` was last called.
