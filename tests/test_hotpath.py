@@ -91,3 +91,35 @@ def test_a_run_keeps_older_objects_out_of_full_collections_and_hands_them_back(
     assert p.execute().ok
     assert seen and seen[0] > before  # what existed before the run was not walked
     assert gc.get_freeze_count() == before  # and is collectable again afterwards
+
+
+def test_a_classic_run_process_is_checked_to_take_the_task_whatever_its_shape(pipelines) -> None:
+    """Validation reads a plain function's code object instead of inspect.signature;
+    it must accept and refuse exactly what binding one argument would."""
+    import pytest
+
+    import little_pipelines as lp
+
+    def ok1(this): ...
+    def ok2(this, extra=1): ...
+    def ok3(*args): ...
+    def ok4(this, *, flag=False): ...
+    def ok5(this, /): ...
+    def bad1(): ...
+    def bad2(this, other): ...
+    def bad3(this, *, must): ...
+    def bad4(*, this): ...
+
+    for fn, fine in [(ok1, True), (ok2, True), (ok3, True), (ok4, True), (ok5, True),
+                     (bad1, False), (bad2, False),
+                     (bad3, False), (bad4, False)]:
+        t = lp.Task("T")
+        fn.__name__ = "run"
+        t.process(fn)
+        p: lp.Pipeline = pipelines(f"sig{id(fn)}")
+        p.add(t)
+        if fine:
+            p.validate()
+        else:
+            with pytest.raises(lp.PipelineValidationError, match="only required argument"):
+                p.validate()
