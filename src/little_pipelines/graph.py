@@ -24,7 +24,8 @@ from little_pipelines.errors import did_you_mean
 __all__ = ["check", "dependants", "downstream", "order", "upstream"]
 
 
-def check(deps: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str] | None]:
+def check(deps: Mapping[str, Sequence[str]], *, cycles: bool = True
+          ) -> tuple[list[str], list[str] | None]:
     """Every problem of the graph at once, and the first cycle if there is one.
 
     Parameters:
@@ -34,15 +35,16 @@ def check(deps: Mapping[str, Sequence[str]]) -> tuple[list[str], list[str] | Non
     unknown dependency (with a did-you-mean hint), then each cycle as a path
     ``'A' -> 'B' -> 'A'``, each arrow reading "depends on". ``first_cycle`` is the
     first cycle as graphlib reports it (first and last items equal), or None when
-    the graph is acyclic.
+    the graph is acyclic. With ``cycles=False`` cycles are not looked for (a caller
+    about to sort learns of a cycle from `order` raising, without a pass of its own).
     """
     problems = _unknown_dependencies(deps)
-    cycles = _cycles(deps)
+    found = _cycles(deps) if cycles else []
     # Printed reversed, so each arrow reads "depends on": 'A' -> 'B' -> 'A'.
     problems += [
-        "Cycle: " + " -> ".join(repr(name) for name in reversed(cycle)) for cycle in cycles
+        "Cycle: " + " -> ".join(repr(name) for name in reversed(cycle)) for cycle in found
     ]
-    return problems, (cycles[0] if cycles else None)
+    return problems, (found[0] if found else None)
 
 
 def order(deps: Mapping[str, Sequence[str]]) -> list[str]:

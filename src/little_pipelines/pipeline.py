@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import graphlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -172,13 +173,33 @@ class Pipeline:
 
     def _ordered_names(self) -> list[str]:
         if self._order is None:
-            self.validate()
-            self._order = graph.order(self._deps())
+            # One pass over the graph: sorting finds a cycle too, so cycles are looked
+            # for (and every problem listed by validate) only when the sort fails.
+            deps = self._deps()
+            order = None
+            if not self._problems(deps, cycles=False)[0]:
+                with contextlib.suppress(graphlib.CycleError):
+                    order = graph.order(deps)
+            if order is None:
+                self.validate()
+                order = graph.order(deps)
+            self._order = order
         return self._order
 
     # -- validation -------------------------------------------------------------
     def validate(self) -> None:
         """Raise PipelineValidationError listing every problem of the definition at once."""
+        problems, cycle = self._problems(self._deps(), cycles=True)
+        missing_run = [t.name for t in self._tasks.values() if not t.has_run]
+        if problems:
+            raise PipelineValidationError.build(
+                self.name, problems, missing_run=missing_run, cycle=cycle
+            )
+
+    validate_tasks = validate
+
+    def _problems(self, deps: dict[str, list[str]], *, cycles: bool
+                  ) -> tuple[list[str], list[str] | None]:
         problems = [
             f"Two different tasks are named {n!r}; task names must be unique in a pipeline "
             f"(rename one)."
@@ -186,15 +207,8 @@ class Pipeline:
         ]
         for task in self._tasks.values():
             problems += task.definition_problems(self._tasks)
-        missing_run = [t.name for t in self._tasks.values() if not t.has_run]
-        graph_problems, cycle = graph.check(self._deps())
-        problems += graph_problems
-        if problems:
-            raise PipelineValidationError.build(
-                self.name, problems, missing_run=missing_run, cycle=cycle
-            )
-
-    validate_tasks = validate
+        graph_problems, cycle = graph.check(deps, cycles=cycles)
+        return problems + graph_problems, cycle
 
     # -- running ------------------------------------------------------------------
     def execute(
