@@ -111,6 +111,7 @@ class CodeIndex:
         self._closures: dict[int, dict[str, Piece]] = {}
         self._sources: dict[str, Source | None] = {}
         self._stamps: dict[Any, tuple[str, FileStamp | CodeStamp]] = {}
+        self._interactive: dict[str, bool] = {}
         # Each object's pieces once per run, however many tasks reach it (the object is
         # held, so its id cannot be reused within the run).
         self._visits: dict[Any, tuple[Any, list[tuple[str, Piece]], list[Any]]] = {}
@@ -128,7 +129,22 @@ class CodeIndex:
         run, so its file is stat'ed (or hashed) once, however many tasks share it."""
         memo = self._stamps.get(fn)
         if memo is None:
-            memo = self._stamps[fn] = code_stamp(fn, self.files, old)
+            # Many tasks' functions share a file (a task per loop turn): once per file.
+            path = getattr(getattr(fn, "__code__", None), "co_filename", None)
+            memo = self._stamps.get(("file", path))
+            if memo is None:
+                memo = code_stamp(fn, self.files, old)
+                if memo[0] == path:  # the file's stamp, not this function's own code
+                    self._stamps[("file", path)] = memo
+            self._stamps[fn] = memo
+        return memo
+
+    def interactive(self, fn: Callable[..., Any]) -> bool:
+        """`is_interactive`, once per file per run (it looks for the file on disk)."""
+        path = getattr(getattr(fn, "__code__", None), "co_filename", "")
+        memo = self._interactive.get(path)
+        if memo is None:
+            memo = self._interactive[path] = is_interactive(fn)
         return memo
 
     def _load(self, path: str) -> Source | None:
@@ -434,10 +450,12 @@ def code_state(task: TaskCode, index: CodeIndex, old: Mapping[str, Any]
         return stamps, texts, notes
     functions = task.code_functions()
     if code_mode(task) != "function":  # the defining files, except for notebook cells
-        for fn in [f for f in functions if not is_interactive(f)]:
-            path, stamp = index.stamp(fn, old)
-            stamps[path] = stamp
-        functions = [f for f in functions if is_interactive(f)]
+        cells = [f for f in functions if index.interactive(f)]
+        for fn in functions:
+            if fn not in cells:
+                path, stamp = index.stamp(fn, old)
+                stamps[path] = stamp
+        functions = cells
     for key, piece in index.pieces(functions).items():
         stamps[key] = CodeStamp(piece.kind, piece.digest)
         texts[key] = piece.source
