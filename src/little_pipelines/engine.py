@@ -24,7 +24,6 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from . import expire
 from .errors import FingerprintError, StoreError, TaskNotSendable
 from .executors import Backend, prepare
 from .freshness import (
@@ -316,7 +315,7 @@ class Run:
         self.states[name] = state
         forced = opts.force_all or name in opts.force
         reasons = [Reason("forced")] if forced else reasons_to_run(
-            task, record, state, run_id=self.run_id, now=expire.now()
+            task, record, state, run_id=self.run_id
         )
         if not reasons and not waiting:
             assert record is not None

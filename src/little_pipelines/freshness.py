@@ -164,13 +164,17 @@ def _digest_of(task: Task, what: str, key: str, value: Any) -> str:
 
 
 def reasons_to_run(
-    task: Task, record: Record | None, state: State, *, run_id: str, now: datetime
+    task: Task, record: Record | None, state: State, *, run_id: str,
+    now: datetime | None = None,
 ) -> list[Reason]:
-    """Why the task must run; an empty list means its stored result can be reused."""
+    """Why the task must run; an empty list means its stored result can be reused.
+
+    `now` (an aware datetime) defaults to `expire.now()`, asked only when the expiry
+    is what decides (a task with no record or another fingerprint never needs it)."""
     if record is None:
         return [Reason("no_result")]
     if record.get("fingerprint") == state.fingerprint:
-        return expiry_reasons(record, run_id=run_id, now=now)
+        return expiry_reasons(record, run_id=run_id, now=now or expire.now())
     reasons = _code_changes(record.get("code", {}), state.code, state.code_notes)
     reasons += _input_changes(record.get("inputs", {}), state.inputs)
     reasons += _value_changes("param_changed", record.get("params", {}), state.params)
@@ -254,7 +258,7 @@ def expiry_fields(task: Task, now: datetime, *, run_id: str, drop_none: bool) ->
     }
 
 
-def inputs_after_run(state: State, log: Any) -> State:
+def inputs_after_run(state: State, task: Task) -> State:
     """The state to record, with inputs that changed while the task ran marked unknown.
 
     The fingerprint is taken before the task runs, so the result may come from
@@ -265,7 +269,7 @@ def inputs_after_run(state: State, log: Any) -> State:
     changed = changed_since(state.inputs)
     if not changed:
         return state
-    log.warning(
+    task.logger.warning(
         "input {} changed while the task ran: its result is stored, but the task runs "
         "again next time", ", ".join(map(repr, changed)),
     )

@@ -43,6 +43,7 @@ class TaskFiles:
         self._lock = threading.Lock()
         self._made: set[str] = set()
         self._broken: set[str] = set()
+        self._second: tuple[int, str] = (-1, "")
 
     def __call__(self, message: Any) -> None:
         extra = message.record["extra"]
@@ -58,12 +59,17 @@ class TaskFiles:
     def append_run_log(self, folder: str, lines: list[tuple[float, str, str, str]]) -> None:
         """Append records (epoch time, level name, scope, message) to the run log in
         `folder`, formatted as `log`'s file format does, with one write."""
-        text = "".join(
-            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}."
-            f"{int(when * 1000) % 1000:03d} | {level: <8} | {scope} | {message}\n"
-            for when, level, scope, message in lines
-        )
+        text = "".join(f"{self._stamp(when)} | {level: <8} | {scope} | {message}\n"
+                       for when, level, scope, message in lines)
         self.append(folder, os.path.join(folder, RUN_LOG), text)
+
+    def _stamp(self, when: float) -> str:
+        """`when` as the files' `{time:YYYY-MM-DD HH:mm:ss.SSS}` (local time); the part up
+        to the second is formatted once a second, not once a line."""
+        second = int(when)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
+        return f"{self._second[1]}.{int((when - second) * 1000):03d}"
 
     def append(self, folder: str, path: str, text: str) -> None:
         """Append `text` (whole lines) to `path` in `folder` with one write; a folder

@@ -139,7 +139,7 @@ class Recorder:
             kind = value  # a remote worker sends the type's name (and digest) with the bytes
         digest = digest_bytes(blob)
         when = expire.now()  # the clock tests freeze (expire._get_now)
-        state = inputs_after_run(job.state, task.logger)
+        state = inputs_after_run(job.state, task)
         try:
             expiry = expiry_fields(
                 task, when, run_id=self.run_id,

@@ -275,9 +275,13 @@ class Store:
         SQLite's `data_version` changes only when another connection commits, so
         this one query (~2 us) can stand in for re-reading a record.
         """
-        with self._errors("read"):
-            seen = self._seen_version.get(threading.get_ident())
-            return seen is not None and self._data_version() == seen
+        seen = self._seen_version.get(threading.get_ident())
+        if seen is None:
+            return False
+        try:  # not through _errors: this runs once a task, and the context manager cost ~3 µs
+            return self._data_version() == seen
+        except (sqlite3.Error, diskcache.Timeout) as e:
+            raise self._error("read", e) from None
 
     def _data_version(self) -> int:
         (version,) = self.cache._sql("PRAGMA data_version").fetchone()
