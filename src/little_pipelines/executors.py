@@ -25,6 +25,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import LittlePipelinesError, did_you_mean
+from .valuefiles import ValueFile, preview
 from .worker import Call, Outcome, call_task, init_process_worker
 
 if TYPE_CHECKING:
@@ -68,7 +69,9 @@ class Backend:
                blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
         """Send one task with its upstream values (asked for only now, lazily)."""
         payload = _pickle_task(task)
-        sent = dict(blobs())
+        # Another machine may not see our files: large values travel as bytes here.
+        sent = {name: blob.read_bytes() if isinstance(blob, ValueFile) else blob
+                for name, blob in blobs().items()}
         if self.client is not None:
             for name, blob in sent.items():
                 if len(blob) > _SCATTER_BYTES:
@@ -110,7 +113,10 @@ class ForkBackend(Backend):
         self.key = key
 
     def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
-               blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
+               blobs: Callable[[], Mapping[str, Any]], call: Call) -> Future[Outcome]:
+        # A large upstream value goes by its file's name (the worker reads and checks
+        # it there), not through the pool's pipe: measured for 512 MB, see
+        # docs/benchmarks.md (big values).
         return self.executor.submit(call_registered, self.key, task.name, dict(blobs()), call)
 
     def close(self, *, cancel: bool = False) -> None:
@@ -228,8 +234,9 @@ def _remote(call: Call) -> Call:
     return Call(call.retries, call.delays, call.timeout, remote=True)
 
 
-def _unpickle(blobs: Mapping[str, bytes]) -> dict[str, Any]:
-    return {name: pickle.loads(blob) for name, blob in blobs.items()}
+def _unpickle(blobs: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: blob.load() if isinstance(blob, ValueFile) else pickle.loads(blob)
+            for name, blob in blobs.items()}
 
 
 def _finish_remote(out: Outcome) -> Outcome:
@@ -237,6 +244,7 @@ def _finish_remote(out: Outcome) -> Outcome:
     # they are and never unpickles a value it does not need.
     if out.ok:
         out.kind = f"{type(out.value).__module__}.{type(out.value).__qualname__}"
+        out.preview = preview(out.value)
         try:
             out.value = pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:

@@ -11,7 +11,6 @@ loop that decides, locks and submits.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from .executors import PicklingFailed
 from .fingerprint import digest_bytes
 from .freshness import SCHEMA, State, code_texts, expiry_fields, inputs_after_run
 from .report import Reason, RunReport, TaskOutcome
+from .valuefiles import Pickled, UnpicklableValue, preview, type_name
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ class Recorder:
             self._fail(task, error, duration=out.duration, record=job.record,
                        reasons=job.reasons, attempts=len(out.attempts))
         elif self._backend is not None and self._backend.remote:
-            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts))
+            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts),
+                        preview_text=out.preview)
         else:
             self._store(job, out.value, out.duration, attempts=len(out.attempts))
         if retried:
@@ -94,21 +95,24 @@ class Recorder:
                 f"open connections.")
 
     def _store(self, job: Job, value: Any, duration: float, *,
-               blob: bytes | None = None, attempts: int = 1) -> None:
+               blob: bytes | None = None, attempts: int = 1, preview_text: str = "") -> None:
         task = job.task
         if blob is None:
             try:
-                blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as e:
-                kind = f"{type(value).__module__}.{type(value).__qualname__}"
-                self._fail(task, self._unpicklable(kind, f"{type(e).__name__}: {e}"),
-                           duration=duration, record=job.record, reasons=job.reasons,
-                           attempts=attempts)
+                pickled = self.store.pickle(task.name, value)
+            except UnpicklableValue as e:
+                self._fail(task, self._unpicklable(e.kind, e.error), duration=duration,
+                           record=job.record, reasons=job.reasons, attempts=attempts)
                 return
-            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            except OSError as e:
+                self._unwritten(job, e, duration)
+                return
+            pickled.preview = preview(value)
+            kind = type_name(value)
         else:
             kind = value  # a remote worker sends the type's name along with the bytes
-        digest = digest_bytes(blob)
+            pickled = Pickled(digest_bytes(blob), len(blob), blob=blob, preview=preview_text)
+        digest = pickled.digest
         when = now()
         state = inputs_after_run(job.state, task.logger)
         try:
@@ -117,6 +121,7 @@ class Recorder:
                 drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
             )
         except Exception as e:  # a user's expire_results function (checked once before the run)
+            pickled.discard()
             self._fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
                        duration=duration, record=job.record, reasons=job.reasons)
             return
@@ -128,15 +133,14 @@ class Recorder:
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
             "type": kind,
-            "size": len(blob),
+            "size": pickled.size,
+            "preview": pickled.preview,
             **expiry,
         }
         try:
-            self.store.put(task.name, blob, record)
+            self.store.put(task.name, pickled, record)
         except OSError as e:
-            kept = " (its previous result is kept)" if job.record is not None else ""
-            self._fail(task, f"its result could not be written to the store{kept}: {e}",
-                       duration=duration, record=job.record, reasons=job.reasons)
+            self._unwritten(job, e, duration)
             return
         try:
             texts = code_texts(job.state, self._texts_saved)
@@ -146,12 +150,17 @@ class Recorder:
             task.logger.debug("code texts not kept for explain: {}", e)
         self.records[task.name] = record
         self.digests[task.name] = digest
-        self.values.keep(task.name, blob)
+        self.values.keep(task.name, pickled.blob)  # None for a large value: read from its file
         task.is_executed = True
         task.is_skipped = False
         self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
         _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
+
+    def _unwritten(self, job: Job, e: OSError, duration: float) -> None:
+        kept = " (its previous result is kept)" if job.record is not None else ""
+        self._fail(job.task, f"its result could not be written to the store{kept}: {e}",
+                   duration=duration, record=job.record, reasons=job.reasons)
 
     def _fail(
         self,
