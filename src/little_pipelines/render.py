@@ -281,7 +281,8 @@ def log_tail(path: Path, n: int) -> list[str]:
 
 
 # -- a stored result ----------------------------------------------------------------------
-def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bool) -> Group:
+def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bool,
+                   stored_preview: str | None = None) -> Group:
     """`lpipe show` / the shell's `peek`: what is stored for a task, with a short preview."""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="lp.dim")
@@ -297,6 +298,8 @@ def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bo
     if missing:
         body: RenderableType = Text("(its value has expired; the record is kept to say why "
                                     "it will rerun)", style="lp.dim")
+    elif stored_preview is not None:
+        body = Text(stored_preview)
     else:
         body = preview(value)
     return Group(facts, Text(""), body)

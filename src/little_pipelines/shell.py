@@ -139,6 +139,10 @@ class Shell(RichCmd):
         from .store import MISSING
 
         name = self._one_task(arg, "peek")
+        record = self.p.record(name)
+        if record is not None and record.get("digest") and record.get("preview") is not None:
+            self.out.print(Text(record["preview"]))  # stored with the value: nothing loaded
+            return
         value = self.p.get_result(name, default=MISSING)
         if value is MISSING:
             self.out.print(Text(f"No stored result for {name!r}; run: execute {name}"))
