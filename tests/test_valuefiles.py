@@ -104,7 +104,7 @@ _READER = """
     import encodings.hex_codec, os, resource, sys  # imported before becoming nobody
     import numpy as np
     import little_pipelines as lp
-    from little_pipelines.store import Store
+    import little_pipelines.pipeline  # imported now: as nobody, the stdlib may be unreadable
     from pathlib import Path
 
     how, home = sys.argv[1], Path(sys.argv[2])
