@@ -690,7 +690,9 @@ def section_big(data: dict[str, Any]) -> str:
             f"DataFrame of five float64 columns); medians of {big['reps']} fresh processes "
             f"per operation, interleaved. \"peak growth\" is the process's peak resident "
             f"memory during the operation above its resident memory before it (the value, "
-            f"made first, is not counted for stores). Floors: stores against `pickle.dump`, "
+            f"made first, is not counted for stores; for the executors, the driver's memory: "
+            f"the worker process reads the value from its file). Floors: stores against "
+            f"`pickle.dump`, "
             f"loads against `pickle.load`, processes against threads. doit: no counterpart "
             f"(its values go through JSON into its dbm file).\n\n"
             + table(header, rows, "llrrrr"))
@@ -714,7 +716,8 @@ def section_import(data: dict[str, Any]) -> str:
         return "Not run (`--skip micro`)."
     imp = st["import_in_process_s"]
     rows = [[k, f"{imp[k] * 1e3:.0f}", f"{st['import_wall_s'][k] * 1e3:.0f}"]
-            for k in ("little_pipelines", "doit", "loguru", "rich", "diskcache") if k in imp]
+            for k in ("little_pipelines", "little_pipelines + Pipeline", "doit", "loguru",
+                      "rich", "diskcache") if k in imp]
     help_s = st.get("lpipe_help_s")
     return (table(["import", "ms in process", "ms wall (python -c)"], rows, "lrr")
             + f"\n\n`lpipe --help`: {f_s(help_s)} s wall (target < 0.150 s); bare "
