@@ -179,3 +179,22 @@ def test_a_value_that_cannot_be_read_is_kept_and_the_task_names_the_cause(how: s
     assert cause in lines["ERROR"] and "it is kept" in lines["ERROR"], lines["ERROR"]
     assert lines["KEPT"] == "True"  # before: the record and value were deleted as "damaged"
     assert lines["VALUE"] == str(float(np.arange(300_000, dtype=np.float64).sum()))
+
+
+def test_a_large_upstream_value_reaches_a_process_worker_through_its_file(
+    pipelines: Callable[..., lp.Pipeline],
+) -> None:
+    p = pipelines("to_workers")
+
+    @p.task
+    def big() -> np.ndarray:
+        return np.arange(500_000, dtype=np.float64)  # 4 MB: a value file of its own
+
+    @p.task
+    def total(big: np.ndarray) -> float:
+        return float(big.sum())
+
+    p.execute(["big"])
+    report = p.execute(executor="processes", workers=1)
+    assert report["total"].status == "executed", report["total"].error
+    assert p.get_result("total") == float(np.arange(500_000, dtype=np.float64).sum())

@@ -38,7 +38,7 @@ import diskcache
 from . import valuefiles
 from .errors import StoreError, UnsafeStoreError
 from .log import lib_logger
-from .valuefiles import DamagedValue, Pickled
+from .valuefiles import DamagedValue, Pickled, ValueFile
 
 try:
     import fcntl
@@ -354,9 +354,9 @@ class Store:
         return self._read(name, digest, valuefiles.check_bytes, from_file)
 
     def value_file(self, name: str, digest: str | None = None) -> Any:
-        """The path of a task's value file (a large value; unchecked: the reader checks),
-        its small pickled bytes (checked), or MISSING."""
-        return self._read(name, digest, valuefiles.check_bytes, lambda path, digest: path)
+        """A `ValueFile` for a large value (whoever loads it checks it), the small
+        value's pickled bytes (checked), or MISSING."""
+        return self._read(name, digest, valuefiles.check_bytes, ValueFile)
 
     def _read(self, name: str, digest: str | None, from_bytes: Callable[[bytes, str | None], Any],
               from_file: Callable[[str, str | None], Any]) -> Any:

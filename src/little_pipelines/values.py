@@ -55,10 +55,9 @@ class RunValues:
         blob = self._blobs.get(name)
         if blob is not None:
             return blob
-        expected = self._digests.get(name)
-        found = self._found(name, self._store.value_file(name, expected))
-        if isinstance(found, str):
-            return ValueFile(found, expected)
+        found = self._found(name, self._store.value_file(name, self._digests.get(name)))
+        if isinstance(found, ValueFile):
+            return found
         if found is not MISSING and self._left.get(name):
             self._blobs[name] = found  # more dependants to come: read the store once
         return found
