@@ -621,7 +621,8 @@ def test_session_id_changes_when_the_pid_does(monkeypatch: pytest.MonkeyPatch) -
 def test_all_lists_the_public_api() -> None:
     assert set(expire.__all__) == {
         "Expiry", "after_session", "at_datetime", "at_midnight", "from_now", "from_today",
-        "monthly", "never", "normalize", "on_complete", "session", "session_id", "weekly",
+        "monthly", "never", "normalize", "now", "on_complete", "session", "session_id",
+        "weekly",
     }  # fmt: skip
     assert all(hasattr(expire, name) for name in expire.__all__)
 
@@ -689,3 +690,24 @@ def test_from_now_months_clamp_the_day(now: datetime, months: int) -> None:
     target = after.replace(hour=before.hour, minute=before.minute, second=before.second)
     if wall(target.astimezone()) == target:  # else it fell in a DST gap: see the test below
         assert after.time() == before.time()
+
+
+def test_calling_a_policy_truncates_but_its_moment_stays_exact(
+    freeze: Callable[[datetime], None],
+) -> None:
+    # The original's callables returned int seconds; the engine stores the exact moment.
+    freeze(datetime(2026, 3, 14, 15, 30))
+    policy = expire.from_now(seconds=1.5)
+    assert policy() == 1 and type(policy()) is int
+    assert policy.expires_at() == local(2026, 3, 14, 15, 30) + timedelta(seconds=1.5)
+    assert expire.at_datetime(datetime(2026, 3, 14, 15, 29, 59, 500000))() == 0  # -0.5 s
+
+
+def test_now_is_the_frozen_clock_made_local_and_aware(freeze: Callable[[datetime], None]) -> None:
+    freeze(datetime(2026, 3, 14, 15, 30))
+    assert expire.now() == local(2026, 3, 14, 15, 30) and expire.now().tzinfo is not None
+
+
+def test_weekday_names_are_trimmed() -> None:
+    assert repr(expire.weekly(days=("  Monday  ", "\tfri\n"))) == (
+        "weekly(days=('monday', 'friday'))")

@@ -172,7 +172,7 @@ def test_log_dir_and_LOG_DIR_choose_the_log_folder(tmp_path: Path, monkeypatch) 
     assert p.log_dir == tmp_path / "mylogs"
     monkeypatch.setenv("LOG_DIR", str(tmp_path / "envlogs"))
     q = lp.Pipeline("fromenv", cache_dir=tmp_path / "s2")
-    assert q.log_dir == tmp_path / "envlogs" / "fromenv"
+    assert q.log_dir == tmp_path / "envlogs"  # the folder itself, as the original
 
 
 def test_processes_are_timed_at_perf(tmp_path: Path) -> None:

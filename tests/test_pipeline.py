@@ -194,7 +194,7 @@ def test_unknown_dependency_with_did_you_mean(pipelines) -> None:
 def test_missing_run_is_also_an_attribute_error(pipelines) -> None:
     p = pipelines()
     p.add(lp.Task("NoRun"))
-    with pytest.raises(AttributeError, match="missing 'run' process") as info:
+    with pytest.raises(AttributeError, match="missing 'run' method") as info:
         p.validate_tasks()
     assert isinstance(info.value, lp.PipelineValidationError)
     assert "'NoRun'" in str(info.value)
@@ -263,7 +263,7 @@ def test_every_problem_is_reported_at_once(pipelines) -> None:
     assert "named 'Extract'" in message
     assert "'Extrct'" in message and "Did you mean 'Extract'" in message
     assert "'A' -> 'B' -> 'A'" in message or "'B' -> 'A' -> 'B'" in message
-    assert "'NoRun' is missing 'run' process" in message
+    assert "'NoRun' is missing 'run' method" in message
     assert len(err.problems) == 4
     assert "4 problems" in message
 

@@ -477,7 +477,7 @@ DEFINITION_ERRORS: dict[str, tuple[Callable[[list[str]], lp.Pipeline], type, lis
     ),
     "missing run": (
         lambda ran: _pipeline_with(ran, _classic("a")),
-        AttributeError, ["missing 'run' process", "@a.process"],
+        AttributeError, ["missing 'run' method", "@a.process"],
     ),
     "run without this": (
         lambda ran: _pipeline_with(ran, _classic("a", None, _run_without_this)),

@@ -178,7 +178,7 @@ def test_info_is_the_docstring_of_the_defining_module(module_file) -> None:
 
 def test_missing_process_name_is_an_attribute_error() -> None:
     t = lp.Task("A")
-    with pytest.raises(AttributeError, match="missing 'run' process"):
+    with pytest.raises(AttributeError, match="missing 'run' method"):
         t.run()
     with pytest.raises(AttributeError, match="nope"):
         t.nope()

@@ -19,15 +19,14 @@ Pass one as a task's ``expire_results=``. Every policy is an `Expiry`:
 datetime, or their own function returning seconds) into an Expiry, once, so the
 engine never re-checks.
 
-Calendar moments are computed on the naive local wall clock and only then made
-aware, so "midnight" is local midnight even on a 23- or 25-hour day; a wall-clock
-time skipped by a DST gap moves forward (02:30 becomes 03:30).
+Calendar moments are computed on the local wall clock (see `wallclock`), so
+"midnight" is local midnight even on a 23- or 25-hour day. Every policy reads the
+clock through `now()`, which reads `_get_now()`: tests replace that to freeze time.
+`Expiry()` (calling a policy) gives whole seconds until expiry, as the original did.
 """
 
 from __future__ import annotations
 
-import calendar
-import dataclasses
 import datetime as dt
 import functools
 import math
@@ -35,6 +34,18 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from numbers import Real
+from typing import TypeVar
+
+from . import wallclock
+from .wallclock import (
+    Span,
+    local,
+    next_midnight,
+    next_month_day,
+    next_weekday,
+    span_from_now,
+    span_from_today,
+)
 
 __all__ = [
     "Expiry",
@@ -46,6 +57,7 @@ __all__ = [
     "monthly",
     "never",
     "normalize",
+    "now",
     "on_complete",
     "session",
     "session_id",
@@ -76,29 +88,13 @@ def _get_now() -> dt.datetime:
     return dt.datetime.now().astimezone()
 
 
-def _now() -> dt.datetime:
-    # Look `_get_now` up at call time (not bound at import) so monkeypatching works.
-    return _local(_get_now())
+def now() -> dt.datetime:
+    """The current local time, aware: the one clock of the library (records, expiry).
 
-
-def _local(moment: dt.datetime) -> dt.datetime:
-    """`moment` as an aware local datetime; a naive one is a local wall-clock reading.
-
-    A naive `.astimezone()` applies the local offset of that day, which is what makes a
-    23- or 25-hour day come out right. A reading skipped by a DST gap moves forward.
+    It reads `_get_now` at call time, so a test that replaces `expire._get_now`
+    (naive or aware) freezes every part of the library at once.
     """
-    aware = moment.astimezone()
-    if moment.tzinfo is not None or aware.replace(tzinfo=None) == moment:
-        return aware
-    # In a gap CPython applies the offset after the jump, which moves the reading back:
-    # a midnight skipped in America/Santiago would become 23:00 the day before, before
-    # "now". The other fold applies the offset before the jump, so take the later one.
-    return max(aware, moment.replace(fold=1 - moment.fold).astimezone())
-
-
-def _wall(now: dt.datetime) -> dt.datetime:
-    """The naive local wall-clock reading of `now`."""
-    return _local(now).replace(tzinfo=None)
+    return local(_get_now())
 
 
 # -- the one internal type -----------------------------------------------------------
@@ -144,17 +140,19 @@ class Expiry:
         """
         if self._moment is None:
             return None
-        moment = self._moment(_now() if now is None else _local(now))
-        return None if moment is None else _local(moment)
+        moment = self._moment(local(_get_now() if now is None else now))
+        return None if moment is None else local(moment)
 
-    def __call__(self) -> float | None:
-        """Seconds from now until expiry, None when there is no time limit.
+    def __call__(self) -> int | None:
+        """Whole seconds from now until expiry (truncated, as the original library
+        did), or None when there is no time limit.
 
         Negative for a moment already past: a result stored with it is never reused.
+        The engine stores `expires_at()`, the exact moment, not this rounded count.
         """
-        now = _now()
-        moment = self.expires_at(now)
-        return None if moment is None else (moment - now).total_seconds()
+        current = now()
+        moment = self.expires_at(current)
+        return None if moment is None else int((moment - current).total_seconds())
 
     def __repr__(self) -> str:
         return self._description
@@ -194,7 +192,7 @@ def on_complete(name: str | None = None) -> Expiry:
 
 def at_midnight() -> Expiry:
     """Expire at the next local 00:00 strictly after now."""
-    return Expiry("time", "at_midnight()", _next_midnight)
+    return Expiry("time", "at_midnight()", next_midnight)
 
 
 def from_now(
@@ -214,8 +212,8 @@ def from_now(
     time. Every argument defaults to 0 and must be non-negative; years and months are
     integers.
     """
-    span = _Span.checked("from_now", years, months, weeks, days, hours, minutes, seconds)
-    return Expiry("time", span.describe("from_now"), functools.partial(_span_from_now, span))
+    span = Span.checked("from_now", years, months, weeks, days, hours, minutes, seconds)
+    return Expiry("time", span.describe("from_now"), functools.partial(span_from_now, span))
 
 
 def from_today(
@@ -233,8 +231,8 @@ def from_today(
     on a DST day (from_now's elapsed hours would give 07:00 there). Arguments as
     `from_now`: each defaults to 0, non-negative; years and months are integers.
     """
-    span = _Span.checked("from_today", years, months, weeks, days, hours, minutes, seconds)
-    return Expiry("time", span.describe("from_today"), functools.partial(_span_from_today, span))
+    span = Span.checked("from_today", years, months, weeks, days, hours, minutes, seconds)
+    return Expiry("time", span.describe("from_today"), functools.partial(span_from_today, span))
 
 
 def at_datetime(when: dt.date | dt.datetime) -> Expiry:
@@ -263,7 +261,7 @@ def weekly(days: str | Iterable[str] = ("monday",)) -> Expiry:
     """
     indexes = _weekday_indexes(days)
     names = tuple(_WEEKDAYS[i] for i in indexes)
-    return Expiry("time", f"weekly(days={names!r})", functools.partial(_next_weekday, indexes))
+    return Expiry("time", f"weekly(days={names!r})", functools.partial(next_weekday, indexes))
 
 
 def monthly(days: int | Iterable[int] = (1,)) -> Expiry:
@@ -275,7 +273,7 @@ def monthly(days: int | Iterable[int] = (1,)) -> Expiry:
         days: days of the month, integers 1..31; a single int is one day. Default (1,).
     """
     checked = _month_days(days)
-    return Expiry("time", f"monthly(days={checked!r})", functools.partial(_next_month_day, checked))
+    return Expiry("time", f"monthly(days={checked!r})", functools.partial(next_month_day, checked))
 
 
 # -- the boundary --------------------------------------------------------------------
@@ -333,60 +331,25 @@ def session_id() -> str:
     return _session[1]
 
 
+# -- the original's helper -----------------------------------------------------------
+
+
+_Day = TypeVar("_Day", dt.date, dt.datetime)
+
+
+def _add_months(date: _Day, months: int) -> _Day:
+    """The original library's helper, same signature and meaning (users' own expiry
+    functions call it): `date` (a date or datetime) moved by `months` calendar months,
+    negative going back, the day clamped to the month's last (Oct 31 + 4 months is
+    Feb 28); the time of day is kept."""
+    return wallclock.add_months(date, months)
+
+
 # -- moments (module-level functions, so partials of them pickle) ----------------------
-
-
-def _next_midnight(now: dt.datetime) -> dt.datetime:
-    return _at_midnight_of(_wall(now).date() + dt.timedelta(days=1))
-
-
-def _at_midnight_of(day: dt.date) -> dt.datetime:
-    return _local(dt.datetime.combine(day, dt.time()))
 
 
 def _fixed(moment: dt.datetime, now: dt.datetime) -> dt.datetime:
     return moment
-
-
-def _next_weekday(indexes: tuple[int, ...], now: dt.datetime) -> dt.datetime:
-    today = _wall(now).date()
-    # 1..7 days ahead: a listed weekday equal to today's means next week's.
-    ahead = min((index - today.weekday() - 1) % 7 + 1 for index in indexes)
-    return _at_midnight_of(today + dt.timedelta(days=ahead))
-
-
-def _next_month_day(days: tuple[int, ...], now: dt.datetime) -> dt.datetime:
-    today = _wall(now).date()
-    this_month = _clamped_days(today.year, today.month, days)
-    later = [day for day in this_month if day > today]
-    if not later:
-        year, month = _add_months(today.year, today.month, 1)
-        # Every day of next month is after today, so this is never empty.
-        later = _clamped_days(year, month, days)
-    return _at_midnight_of(min(later))
-
-
-def _clamped_days(year: int, month: int, days: Iterable[int]) -> list[dt.date]:
-    last = calendar.monthrange(year, month)[1]
-    return [dt.date(year, month, min(day, last)) for day in days]
-
-
-def _add_months(year: int, month: int, months: int) -> tuple[int, int]:
-    years, month_index = divmod(month - 1 + months, 12)
-    return year + years, month_index + 1
-
-
-def _span_from_now(span: _Span, now: dt.datetime) -> dt.datetime:
-    if not span.moves_calendar:
-        # Skip the wall-clock round trip: it would lose which of a repeated DST hour
-        # `now` is in and could move the moment an hour back.
-        return now + span.elapsed()
-    return _local(span.shift_wall(_wall(now))) + span.elapsed()
-
-
-def _span_from_today(span: _Span, now: dt.datetime) -> dt.datetime:
-    midnight = dt.datetime.combine(_wall(now).date(), dt.time())
-    return _local(span.shift_wall(midnight) + span.elapsed())
 
 
 def _user(function: Callable[[], object], now: dt.datetime) -> dt.datetime | None:
@@ -404,49 +367,6 @@ def _user(function: Callable[[], object], now: dt.datetime) -> dt.datetime | Non
 # -- helpers -------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Span:
-    """The arguments of from_now / from_today, checked once."""
-
-    years: int
-    months: int
-    weeks: float
-    days: float
-    hours: float
-    minutes: float
-    seconds: float
-
-    @classmethod
-    def checked(cls, caller: str, *values: object) -> _Span:
-        for field, value in zip(dataclasses.fields(cls), values, strict=True):
-            whole = field.name in ("years", "months")
-            wanted = "a non-negative integer" if whole else "a non-negative number"
-            if isinstance(value, bool) or not isinstance(value, int if whole else Real):
-                raise TypeError(f"{caller}() expected {field.name} to be {wanted}, got {value!r}.")
-            if not (float(value) >= 0 and math.isfinite(value)):
-                raise ValueError(f"{caller}() expected {field.name} to be {wanted}, got {value!r}.")
-        return cls(*values)  # type: ignore[arg-type]  # checked just above
-
-    @property
-    def moves_calendar(self) -> bool:
-        return any((self.years, self.months, self.weeks, self.days))
-
-    def shift_wall(self, wall: dt.datetime) -> dt.datetime:
-        """`wall` moved by years and months (clamping the day), then weeks and days."""
-        year, month = _add_months(wall.year, wall.month, self.years * 12 + self.months)
-        day = min(wall.day, calendar.monthrange(year, month)[1])
-        return wall.replace(year=year, month=month, day=day) + dt.timedelta(
-            weeks=self.weeks, days=self.days
-        )
-
-    def elapsed(self) -> dt.timedelta:
-        return dt.timedelta(hours=self.hours, minutes=self.minutes, seconds=self.seconds)
-
-    def describe(self, caller: str) -> str:
-        values = ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
-        return f"{caller}({', '.join(f'{name}={value!r}' for name, value in values if value)})"
-
-
 def _weekday_indexes(days: str | Iterable[str]) -> tuple[int, ...]:
     names = _listed(days, str)
     if not names:
@@ -455,7 +375,8 @@ def _weekday_indexes(days: str | Iterable[str]) -> tuple[int, ...]:
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"weekly() days must be weekday names, got {name!r}.")
-        index = _WEEKDAY_BY_PREFIX.get(name[:2].lower())
+        # Trimmed as the original did: "  Monday  " read from a config file is Monday.
+        index = _WEEKDAY_BY_PREFIX.get(name.strip()[:2].lower())
         if index is None:
             raise ValueError(
                 f"Invalid weekday {name!r}; expected one of {', '.join(_WEEKDAYS)} "
@@ -469,14 +390,22 @@ def _month_days(days: int | Iterable[int]) -> tuple[int, ...]:
     values = _listed(days, int)
     if not values:
         raise ValueError("No valid dates found: monthly() needs at least one day, 1..31.")
-    checked = set()
+    checked: list[int] = []
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"monthly() days must be integers 1..31, got {value!r}.")
-        if not 1 <= value <= 31:
-            raise ValueError(f"monthly() days must be integers 1..31, got {value!r}.")
-        checked.add(value)
-    return tuple(sorted(checked))
+        checked.append(value)
+    impossible = [day for day in checked if not 1 <= day <= 31]
+    if impossible:
+        # The original's words first when no day can ever occur: scripts match on them.
+        start = (f"No valid dates found for days {tuple(checked)!r}: "
+                 if len(impossible) == len(checked) else "")
+        raise ValueError(
+            f"{start}monthly() days must be integers 1..31, got {impossible[0]!r}, which no "
+            "month has. For the last day of every month use 31 (a month without it uses "
+            "its last day)."
+        )
+    return tuple(sorted(set(checked)))
 
 
 def _listed(value: object, single: type) -> list[object]:
@@ -496,4 +425,4 @@ def _qualname(function: object) -> str:
 
 
 # Derived from __all__ so a new factory is covered without a second list to keep in step.
-_FACTORIES = {globals()[name] for name in __all__} - {Expiry, normalize, session_id}
+_FACTORIES = {globals()[name] for name in __all__} - {Expiry, normalize, now, session_id}

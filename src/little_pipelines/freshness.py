@@ -223,7 +223,7 @@ def reasons_to_run(
     if record is None:
         return [Reason("no_result")]
     if record.get("fingerprint") == state.fingerprint:
-        return _expiry_reasons(record, run_id=run_id, now=now)
+        return expiry_reasons(record, run_id=run_id, now=now)
     reasons = _code_changes(record.get("code", {}), state.code, state.code_notes)
     reasons += _input_changes(record.get("inputs", {}), state.inputs)
     reasons += _value_changes("param_changed", record.get("params", {}), state.params)
@@ -273,7 +273,12 @@ def _input_changes(old: Mapping[str, FileStamp], new: Mapping[str, FileStamp]) -
     return reasons
 
 
-def _expiry_reasons(record: Record, *, run_id: str, now: datetime) -> list[Reason]:
+def expiry_reasons(record: Record, *, run_id: str | None, now: datetime) -> list[Reason]:
+    """Why a stored result is no longer current whatever its fingerprint ([]: it is).
+
+    `run_id` is the run asking (None: outside any run, when on_complete results have
+    ended); `now` an aware datetime. Runs and `Pipeline.get_result` both decide here.
+    """
     kind = record.get("expiry", "never")
     ts = now.timestamp()
     if record.get("created_at", 0.0) > ts + _CLOCK_SKEW:

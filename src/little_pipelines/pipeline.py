@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import graph
+from . import expire, graph
 from .engine import Options, Run
 from .errors import (
     LittlePipelinesError,
@@ -18,7 +18,7 @@ from .errors import (
     UnknownTaskError,
 )
 from .fingerprint import expand_inputs
-from .freshness import Probe, check_params, current_state
+from .freshness import Probe, check_params, current_state, expiry_reasons
 from .log import ensure_console, run_logger
 from .report import RunReport, TaskOutcome
 from .store import MISSING, Store
@@ -27,7 +27,8 @@ from .task import Task
 if TYPE_CHECKING:
     from .explain import Explanation
 
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_. -]*")
+# A name is one folder: no separator (':' is a drive on Windows), no NUL or control character.
+_UNSAFE_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
 _HOME_ENV = "LITTLE_PIPELINES_HOME"
 _LOG_ENV = "LOG_DIR"
 
@@ -41,8 +42,9 @@ class Pipeline:
         name: a safe folder name; results live in `~/.little_pipelines/<name>/`.
         cache_dir: the folder for this pipeline's store instead (default: under
             `$LITTLE_PIPELINES_HOME`, else `~/.little_pipelines`).
-        log_dir: the folder for per-task log files (default: `$LOG_DIR/<name>`,
-            else `<cache folder>/logs`).
+        log_dir: the folder for the task log files `<task>.log` and the run log
+            `_pipeline.log` (default: `$LOG_DIR` itself, as in the original, else
+            `<cache folder>/logs`).
         expire_results_if_none: if True, a task returning None keeps that result
             only for the rest of the run (the original library's default).
         code: what a task's code fingerprint covers: "module" (default, the whole
@@ -77,7 +79,8 @@ class Pipeline:
         if log_dir is not None:
             self.log_dir = Path(log_dir).expanduser()
         elif os.environ.get(_LOG_ENV):
-            self.log_dir = Path(os.environ[_LOG_ENV]).expanduser() / name
+            # The folder itself, as the original (shared by pipelines sharing it).
+            self.log_dir = Path(os.environ[_LOG_ENV]).expanduser()
         else:
             self.log_dir = self.folder / "logs"
         self.expire_results_if_none = expire_results_if_none
@@ -179,7 +182,7 @@ class Pipeline:
         missing_run = False
         for task in self._tasks.values():
             found = task.definition_problems(self._tasks)
-            missing_run = missing_run or any("missing 'run' process" in p for p in found)
+            missing_run = missing_run or any("missing 'run' method" in p for p in found)
             problems += found
         graph_problems, cycle = graph.check(self._deps())
         problems += graph_problems
@@ -293,6 +296,7 @@ class Pipeline:
             chosen = graph.upstream(deps, self._names(targets, "targets"))
         else:
             chosen = set(order)
+        skipped -= forced  # as the original: "forced tasks execute even if ignored"
         selected = [n for n in order if n in chosen]
         for n in selected:  # fixed for the run, and travelling with the task to workers
             task = self._tasks[n]
@@ -301,7 +305,7 @@ class Pipeline:
             check_params(task)
             _check_expiry(task)
         inputs = {
-            n: expand_inputs(t.input_files, task=n) if t.hash_inputs and n not in skipped else []
+            n: expand_inputs(t.input_paths, task=n) if t.hash_inputs and n not in skipped else []
             for n in selected
             for t in (self._tasks[n],)
         }
@@ -324,9 +328,16 @@ class Pipeline:
 
     # -- results ----------------------------------------------------------------------
     def get_result(self, name: str | Task, default: Any = None) -> Any:
-        """The task's result: from the current run, else from the store, else `default`."""
+        """The task's result: from the current run (current by construction), else
+        from the store unless expired (as the original), else `default`."""
         key = self.get_task(name).name
-        value = self._run.value(key) if self._run is not None else self._store_or_open().load(key)
+        if self._run is not None:
+            value = self._run.value(key)
+        else:
+            store = self._store_or_open()
+            record = store.record(key)
+            expired = record is None or expiry_reasons(record, run_id=None, now=expire.now())
+            value = MISSING if expired else store.load(key)
         return default if value is MISSING else value
 
     def explain(self, name: str | Task) -> Explanation:
@@ -361,7 +372,7 @@ class Pipeline:
                 )
             task = self._tasks[name]
             task._effective_params = None
-            inputs = expand_inputs(task.input_files, task=name) if task.hash_inputs else []
+            inputs = expand_inputs(task.input_paths, task=name) if task.hash_inputs else []
             state = current_state(task, record, probe, inputs, record.get("upstream", {}))
             store.update_record(name, **state.record_fields(), accepted_at=time.time())
             run_logger(name, self.log_dir).info(
@@ -378,11 +389,12 @@ class Pipeline:
 
     @property
     def is_complete(self) -> bool:
-        """True when the last run left every task of the pipeline executed or cached."""
+        """True when every task was executed or skipped (cached counts as skipped), as
+        in the original: True for no tasks, False before a run, False if one failed."""
         report = self.last_report
         if report is None:
-            return False
-        done = {o.name for o in report if o.status in ("executed", "cached")}
+            return not self._tasks
+        done = {o.name for o in report if o.status in ("executed", "cached", "skipped")}
         return done >= set(self._tasks)
 
     @property
@@ -440,9 +452,11 @@ def _check_expiry(task: Task) -> None:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+    # Any other name is one folder, as in the original (".little-pipelines-tests").
+    if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE_CHARS.search(name):
         raise ValueError(
-            f"Pipeline name {name!r} is not a safe folder name: use letters, digits, '_', "
-            f"'-', '.' and spaces, starting with a letter, digit or '_' (e.g. 'sales_etl')."
+            f"Pipeline name {name!r} is not a safe folder name: it must name one folder, "
+            f"so not '.' or '..', no '/', '\\' or ':' and no control characters "
+            f"(e.g. 'sales_etl' or '.hidden')."
         )
     return name

@@ -227,8 +227,7 @@ def _at(when: float) -> Callable[[Any], None]:
 
 
 def now() -> Any:
-    """The clock every record uses: `expire._get_now()`, so tests can freeze it."""
-    moment = expire._get_now()
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    """The clock every record uses: `expire.now()`, so tests can freeze it."""
+    return expire.now()
 
 

@@ -145,7 +145,11 @@ class Shell(RichCmd):
             return
         value = self.p.get_result(name, default=MISSING)
         if value is MISSING:
-            self.out.print(Text(f"No stored result for {name!r}; run: execute {name}"))
+            record = self.p.record(name)
+            what = (f"No stored result for {name!r}" if record is None else
+                    f"The stored result of {name!r} has expired (it expires "
+                    f"{render.expiry_text(record)})")
+            self.out.print(Text(f"{what}; run: execute {name}"))
             return
         self.out.print(render.preview(value))
 
@@ -160,7 +164,7 @@ class Shell(RichCmd):
         if doc:
             facts.add_row("about", Text(doc))
         facts.add_row("depends on", Text(", ".join(task.dependency_names(self.p._tasks)) or "-"))
-        facts.add_row("input files", Text(", ".join(task.input_files) or "-"))
+        facts.add_row("input files", Text(", ".join(task.input_paths) or "-"))
         facts.add_row("expiry", Text(repr(task.expire_results)))
         record = self.p.record(task.name)
         facts.add_row("stored", Text("-" if record is None else
@@ -217,6 +221,8 @@ class Shell(RichCmd):
         gone = self.p.clear(None if names == ["."] else names)
         self.out.print(f"Cleared {len(gone)} stored result{'s' * (len(gone) != 1)}"
                        + (f": {', '.join(gone)}" if gone else "") + ".")
+
+    do_cachelist, do_cacheclear = do_list_cache, do_clear_cache  # the original's names
 
     # -- running ---------------------------------------------------------------------------------
     def do_execute(self, arg: str) -> None:

@@ -86,7 +86,10 @@ class Task:
         self._declared_deps = _names_of(dependencies, name)
         self.expire_results = _expire.normalize(expire_results)
         self.if_upstream_errors = policy
-        self.input_files = _paths_of(input_files, name)
+        # Kept as given (a Path stays a Path, as in the original); `input_paths` is the
+        # normalised form everything else uses. A one-shot iterable is kept as a list.
+        self.input_files = _as_given(input_files)
+        _paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
             if option != "params":
@@ -166,7 +169,7 @@ class Task:
         run = self._processes.get("run")
         if run is None:
             return [
-                f"Task {self.name!r} is missing 'run' process: add one with "
+                f"Task {self.name!r} is missing 'run' method: add a process with "
                 f"@{_var(self.name)}.process on a function named run(this)."
             ]
         if self._function is None:
@@ -223,7 +226,7 @@ class Task:
             return functools.partial(self._call_process, name)
         raise AttributeError(
             f"Task {self.__dict__.get('name', '?')!r} has no attribute or process {name!r}"
-            + (" (is the task missing 'run' process?)" if name == "run" else "")
+            + (" (is the task missing 'run' method?)" if name == "run" else "")
         )
 
     def _call_process(self, pname: str, *args: Any, **kwargs: Any) -> Any:
@@ -257,16 +260,27 @@ class Task:
         return list(self._processes.values())
 
     @property
+    def input_paths(self) -> list[str]:
+        """`input_files` as a list of path strings (read at each call, so a changed
+        `input_files` counts)."""
+        return _paths_of(self.input_files, self.name)
+
+    @property
     def main_function(self) -> Callable[..., Any] | None:
         """The function that computes the result: the function form's, or the `run` process."""
         return self._function or self._processes.get("run")
+
+    @property
+    def log_dir(self) -> Path | None:
+        """The folder of this task's log file (its pipeline's), as the original; None alone."""
+        return None if self.pipeline is None else Path(self.pipeline.log_dir)
 
     @property
     def log_file(self) -> Path | None:
         """This task's log file, once it belongs to a pipeline."""
         if self.pipeline is None:
             return None
-        return Path(self.pipeline.log_dir) / f"{safe_filename(self.name)}.log"
+        return self.log_dir / f"{safe_filename(self.name)}.log" if self.log_dir else None
 
     @property
     def logger(self) -> Any:
@@ -382,6 +396,14 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
             )
         names[d] = None
     return list(names)
+
+
+def _as_given(paths: Any) -> Any:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike, tuple)):
+        return paths
+    return list(paths) if isinstance(paths, Iterable) else [paths]  # [5]: a clear error next
 
 
 def _paths_of(
