@@ -694,7 +694,8 @@ def section_big(data: dict[str, Any]) -> str:
             f"the worker process reads the value from its file). Floors: stores against "
             f"`pickle.dump`, "
             f"loads against `pickle.load`, processes against threads. doit: no counterpart "
-            f"(its values go through JSON into its dbm file).\n\n"
+            f"(its values go through JSON into its dbm file)."
+            + (f" This section was {big['rerun']}." if big.get("rerun") else "") + "\n\n"
             + table(header, rows, "llrrrr"))
 
 

@@ -138,11 +138,10 @@ def cmd_show(ctx: Context) -> int:
         ctx.out.print(_t("No stored result for ", (name, "lp.task"), ". Compute it with: ",
                          (_command("run", ctx.args, [name]), "lp.hint")), soft_wrap=True)
         return EXIT_FAILED
-    if record.get("preview") is not None:
+    stored = p.stored_preview(name)
+    if stored is not None:
         # Made when the value was stored: a 512 MB DataFrame is not loaded to show 5 rows.
-        missing = record.get("digest") is None
-        ctx.out.print(result_summary(name, record, None, missing=missing,
-                                     stored_preview=record["preview"]))
+        ctx.out.print(result_summary(name, record, None, missing=False, stored_preview=stored))
         return EXIT_OK
     try:
         value = p.get_result(name, default=MISSING)

@@ -340,6 +340,16 @@ class Pipeline:
             value = MISSING if expired else store.load(key)
         return default if value is MISSING else value
 
+    def stored_preview(self, name: str | Task) -> str | None:
+        """The short text preview kept with the task's stored result, if that result is
+        there and current (not expired); None otherwise. Loads no value."""
+        key = self.get_task(name).name
+        record = self._store_or_open().record(key)
+        if (record is None or record.get("preview") is None or not record.get("digest")
+                or expiry_reasons(record, run_id=None, now=expire.now())):
+            return None
+        return str(record["preview"])
+
     def explain(self, name: str | Task) -> Explanation:
         """Why the task would run or be reused, with the evidence: diffs, stamps, tokens.
 

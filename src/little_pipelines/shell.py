@@ -139,9 +139,9 @@ class Shell(RichCmd):
         from .store import MISSING
 
         name = self._one_task(arg, "peek")
-        record = self.p.record(name)
-        if record is not None and record.get("digest") and record.get("preview") is not None:
-            self.out.print(Text(record["preview"]))  # stored with the value: nothing loaded
+        stored = self.p.stored_preview(name)
+        if stored is not None:
+            self.out.print(Text(stored))  # kept with the value: nothing loaded
             return
         value = self.p.get_result(name, default=MISSING)
         if value is MISSING:
