@@ -35,6 +35,7 @@ $(BENCH_STAMP): pyproject.toml bench/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 	$(BENCH_PY) bench/parallel_speedup.py --out docs/parallel.md
+	$(BENCH_PY) bench/code_modes.py --write-docs
 
 stress: $(STAMP)
 	$(PY) tests/stress.py --seconds $(STRESS_SECONDS)

@@ -280,7 +280,7 @@ def two_at_once(scene: Scene, clean_root: Path, *, kill_holder: bool = False) ->
         return ConcurrencyReport(False, [], [f"the first run never reached 'slow':\n"
                                              f"{first.stderr}"])
     second = scene.start(LP_GATE="1")
-    says = f"another run (PID {first.proc.pid}) is running this task"
+    says = f"waiting for task 'slow', held by PID {first.proc.pid}"
     waited = scene.wait_for(lambda: says in second.stderr, child=second)
     if not waited:
         problems.append(f"the second run did not say it waits for PID {first.proc.pid}:\n"

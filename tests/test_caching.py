@@ -11,20 +11,10 @@ from pathlib import Path
 import pytest
 
 import little_pipelines as lp
+from demo import write
 from little_pipelines import expire
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def write(path: Path | str, text: str) -> None:
-    """Rewrite a file and make sure its mtime moves (filesystem clocks can be coarse)."""
-    path = Path(path)
-    before = path.stat().st_mtime_ns if path.exists() else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    if before is not None:
-        later = max(path.stat().st_mtime_ns, before + 1_000_000_000)
-        os.utime(path, ns=(later, later))
 
 
 def reader(name: str, path: str, ran: list[str], deps=(), transform=None, **options) -> lp.Task:

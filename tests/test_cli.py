@@ -155,12 +155,36 @@ def test_quiet_prints_only_the_summary_line(demo: Path) -> None:
     assert mask(out) == "run of 'demo': 3 executed in #.##s (cache saved #.##s)"
 
 
-def test_verbose_lets_the_library_log(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = lpipe("run", demo, "--verbose")
-    assert code == 0
-    assert "✓ ran in" in capsys.readouterr().err
-    code, _, _ = lpipe("run", demo)
-    assert "reused cached result" not in capsys.readouterr().err  # quiet unless --verbose
+WARNS = """
+import little_pipelines as lp
+
+pipeline = lp.Pipeline("warns")
+
+
+@pipeline.task
+def careful(this):
+    this.logger.warning("3 rows had no date")
+    this.logger.debug("looked at 10 rows")
+    return 1
+"""
+
+
+def test_run_shows_task_warnings_and_verbose_adds_debug_without_repeating_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "warns.py", WARNS)
+    code, out, _ = lpipe("run", path)
+    assert code == 0 and "✓ executed careful" in out
+    err = capsys.readouterr().err
+    assert sum("3 rows had no date" in line for line in err.splitlines()) == 1, err
+    assert "looked at 10 rows" not in err and "ran in" not in err
+    code, out, _ = lpipe("run", path, "--verbose", "--force")
+    assert code == 0 and out.count("✓ executed careful") == 1
+    err = capsys.readouterr().err
+    assert "looked at 10 rows" in err and "PERF" in err
+    assert "ran in" not in err and "run of 'warns'" not in err  # the view and table say it
+    code, out, _ = lpipe("run", path, "--quiet", "--force")
+    assert "3 rows had no date" not in capsys.readouterr().err
 
 
 def test_live_display_on_a_terminal(demo: Path) -> None:
@@ -215,23 +239,27 @@ def test_status_snapshot_says_why(demo: Path, monkeypatch: pytest.MonkeyPatch) -
     frozen = datetime(2024, 5, 1, 12, 30).astimezone()
     monkeypatch.setattr(lp.expire, "_get_now", lambda: frozen)
     lpipe("run", demo, "extract")
-    code, out, _ = lpipe("status", demo, width=90)
+    code, out, _ = lpipe("status", demo, width=80)
     assert code == 0
     assert mask(out) + "\n" == textwrap.dedent("""\
         demo: 2 will run, 1 reused
-        ┏━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-        ┃ task    ┃ next run   ┃ why                            ┃ stored result expires          ┃
-        ┡━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
-        │ extract │ ↺ reused   │ unchanged since 2024-05-01     │ never (until its code, inputs  │
-        │         │            │ 12:30:00                       │ or upstream change)            │
-        │ double  │ ▶ will run │ no stored result               │ -                              │
-        │ total   │ ▶ will run │ no stored result               │ -                              │
-        └─────────┴────────────┴────────────────────────────────┴────────────────────────────────┘
+        ┏━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┓
+        ┃ task    ┃ next run   ┃ why                           ┃ stored result expires ┃
+        ┡━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━┩
+        │ extract │ ↺ reused   │ unchanged since 2024-05-01    │ never                 │
+        │         │            │ 12:30:00                      │                       │
+        │ double  │ ▶ will run │ no stored result              │ -                     │
+        │ total   │ ▶ will run │ no stored result              │ -                     │
+        └─────────┴────────────┴───────────────────────────────┴───────────────────────┘
+        never: kept until its code, inputs or upstream change
         """)
+    code, out, _ = lpipe("status", demo, width=200)
+    assert "│ extract │ ↺ reused   │ unchanged since 2024-05-01 12:30:00 │ never " in out
+    assert out.count("never") == 2  # once in the row, once explained below
     demo.write_text(demo.read_text() + "\n# an edit\n")
     code, out, _ = lpipe("status", demo, "extract", width=300)
     assert code == 0
-    assert f"▶ will run │ code changed in {demo} " in out
+    assert "▶ will run │ code changed in demo.py " in out  # relative to the current folder
     assert "double" not in out
 
 
@@ -258,9 +286,45 @@ def test_status_of_named_tasks_and_waiting(tmp_path: Path) -> None:
     data.write_text("2\n")
     code, out, _ = lpipe("status", path, "use", width=200)
     assert code == 0
-    assert f"input {data} changed" in out
+    assert "input data.txt changed" in out  # relative to the current folder
     assert "… may run" in out and "waits on upstream 'read', which will run" in out
     assert "other" not in out
+
+
+def test_tables_fit_80_columns_with_long_paths_and_names(tmp_path: Path) -> None:
+    deep = tmp_path / "projects" / "newcomer" / "lp" / "experiments" / "2024" / "inputs"
+    deep.mkdir(parents=True)
+    data = deep / "measurements_of_the_day.csv"
+    data.write_text("1\n")
+    path = write(tmp_path, "a_pipeline_with_a_rather_long_name.py", f'''
+        import little_pipelines as lp
+        pipeline = lp.Pipeline("a_pipeline_with_a_rather_long_name_indeed")
+
+        @pipeline.task(input_files=[{str(data)!r}])
+        def read():
+            return open({str(data)!r}).read()
+
+        for i in range(4):
+            pipeline.task(lambda read: read, name=f"use_{{i}}_with_a_long_task_name")
+    ''')
+    assert lpipe("run", path)[0] == 0
+    data.write_text("2\n")
+    for width in (80, 200):
+        code, out, _ = lpipe("run", path, width=width)
+        assert code == 0
+        lines = out.splitlines()
+        assert all(len(line) <= width for line in lines), out
+        assert lines[-1].endswith(")") and "in " in lines[-1]  # the summary: one line
+        at = next(i for i, line in enumerate(lines) if line.startswith("│ read"))
+        row = lines[at]
+        why = "".join(line.split("│")[-2].strip() for line in lines[at:at + 4])
+        assert "measurements_of_the_day.csv" in why, out  # the file name, never cut
+        assert str(tmp_path) not in out  # relative to the current folder
+        if width == 200:
+            assert "input projects/newcomer/lp/experiments/2024/inputs/measurements" in row
+        else:
+            assert "…" in why and "experiments/2024" not in why
+        data.write_text(str(width))
 
 
 def test_graph_tree_mermaid_and_dot_snapshots(demo: Path) -> None:
@@ -712,3 +776,63 @@ def test_run_on_threads_and_a_bad_executor(demo: Path) -> None:
     assert code == 0 and "3 executed" in out
     code, _, err = lpipe("run", demo, "--executor", "thread", "--force")
     assert code == 2 and "Did you mean 'threads'?" in err
+
+
+def test_a_file_inside_a_package_is_imported_as_its_module(tmp_path: Path, home: Path) -> None:
+    pkg = tmp_path / "mypipe"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def rows():\n    return [1, 2, 3]\n")
+    (pkg / "tasks.py").write_text(textwrap.dedent('''
+        import little_pipelines as lp
+        from .helpers import rows
+
+        pipeline = lp.Pipeline("packaged")
+
+        @pipeline.task
+        def numbers():
+            return rows()
+
+        @pipeline.task
+        def total(numbers):
+            return sum(numbers)
+    '''))
+    (tmp_path / "run.py").write_text(
+        "from mypipe.tasks import pipeline\nprint(pipeline.execute().summary())\n")
+    script = program(exe=[sys.executable, "run.py"], cwd=tmp_path, home=home)
+    assert script.returncode == 0 and "2 executed" in script.stdout, script.stderr
+    for spec in ("mypipe/tasks.py", "mypipe.tasks:pipeline"):  # one cache for all three
+        proc = program("run", spec, "-q", cwd=tmp_path, home=home)
+        assert proc.returncode == 0, proc.stderr
+        assert "2 cached" in proc.stdout, (spec, proc.stdout)
+
+
+def test_an_import_error_suggests_the_module_attribute_form(tmp_path: Path) -> None:
+    path = write(tmp_path, "loose.py", "from .sibling import x\n")
+    code, _, err = lpipe("run", path, width=200)
+    assert code == 2 and "give it as module:attribute" in err
+
+
+def test_show_fits_a_wide_dataframe_into_the_terminal(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    path = write(tmp_path, "wide.py", '''
+        import little_pipelines as lp
+        import pandas as pd
+        pipeline = lp.Pipeline("wide")
+
+        @pipeline.task
+        def table():
+            return pd.DataFrame({f"column_{i:02d}": [i * 1000 + r for r in range(8)]
+                                 for i in range(30)})
+    ''')
+    assert lpipe("run", path, "-q")[0] == 0
+    for width in (80, 200):
+        code, out, _ = lpipe("show", path, "table", width=width)
+        assert code == 0
+        lines = out.splitlines()
+        assert all(len(line) <= width for line in lines), out
+        rows = [line for line in lines if line.split()[:1] in (["0"], ["1"], ["2"], ["3"], ["4"])
+                and "column" not in line]
+        assert len(rows) == 5, out  # each row on one line, never wrapped
+        assert "column_00" in out and "more columns" in out
+        assert "[8 × 30; first 5 rows]" in out

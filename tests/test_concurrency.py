@@ -8,13 +8,26 @@ held by a process that is then SIGKILLed must be taken over, not waited on.
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import itertools
+import os
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 import crashes
 import little_pipelines as lp
+from little_pipelines import engine
+from little_pipelines.locks import TaskLocks
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL = 2**20
 
@@ -75,3 +88,153 @@ def test_a_task_another_run_stored_after_this_run_began_is_reused(tmp_path: Path
     assert this.get_result("after") == 43
     other.close()
     this.close()
+
+
+# -- issue 11: exact locks, runs in threads of one process, the waiting line -------------
+_HOLD = """
+import sys, time
+from pathlib import Path
+from little_pipelines.locks import TaskLocks
+locks = TaskLocks(Path(sys.argv[1]))
+held = locks.try_acquire(sys.argv[2])
+print("held" if held else f"busy {locks.holder(sys.argv[2])}", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def _hold(folder: Path, task: str, seconds: float) -> tuple[subprocess.Popen[str], str]:
+    """A real process that tries to take a task's lock and keeps it for a while."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder), task, str(seconds)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def _old_slot(name: str) -> int:
+    """The slot the previous scheme gave a name: 24 bits of its digest."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (1 << 24)
+
+
+def _colliding_pair() -> tuple[str, str]:
+    seen: dict[int, str] = {}
+    for i in itertools.count():
+        name = f"task_{i}"
+        slot = _old_slot(name)
+        if slot in seen:
+            return seen[slot], name
+        seen[slot] = name
+    raise AssertionError("unreachable")
+
+
+def test_releasing_one_task_never_releases_another_even_if_their_slots_once_collided(
+    tmp_path: Path,
+) -> None:
+    a, b = _colliding_pair()
+    locks = TaskLocks(tmp_path)
+    held_a, held_b = locks.try_acquire(a), locks.try_acquire(b)
+    assert held_a is not None and held_b is not None
+    held_a.release()  # `b` still runs in this process: nobody else may take it
+    proc, answer = _hold(tmp_path, b, 0)
+    proc.wait()
+    assert answer == f"busy {os.getpid()}"
+    held_b.release()
+    proc, answer = _hold(tmp_path, b, 0)
+    proc.wait()
+    assert answer == "held"
+    locks.close()
+
+
+@pytest.mark.parametrize("objects", ["two Pipeline objects", "one Pipeline object"])
+def test_two_runs_in_threads_of_one_process_in_opposite_orders_both_finish_running_each_once(
+    tmp_path: Path, objects: str,
+) -> None:
+    calls: list[str] = []
+    gate = threading.Barrier(2, timeout=30)
+
+    def pipeline(order: list[str]) -> lp.Pipeline:
+        p = lp.Pipeline("Twins", cache_dir=tmp_path / "store")
+        for name in order:
+            def work(name: str = name) -> str:
+                calls.append(name)
+                time.sleep(0.3)
+                return name.upper()
+            p.add(lp.Task.from_function(work, name=name))
+        return p
+
+    if objects == "one Pipeline object":
+        one = pipeline(["a", "b"])
+        pipes = [one, one]
+    else:
+        pipes = [pipeline(["a", "b"]), pipeline(["b", "a"])]
+    reports: dict[int, lp.RunReport] = {}
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            gate.wait()
+            targets = ["a", "b"] if i == 0 else ["b", "a"]
+            reports[i] = pipes[i].execute(targets, executor="threads", workers=2)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "the two runs deadlocked"
+    assert errors == []
+    assert sorted(calls) == ["a", "b"]  # each task ran once between the two runs
+    for i in range(2):
+        assert reports[i].failed == []
+        assert pipes[i].get_result("a") == "A" and pipes[i].get_result("b") == "B"
+        pipes[i].close()
+
+
+def test_the_waiting_line_shows_at_any_level_and_repeats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "_SAY_EVERY", 0.2)
+    p = lp.Pipeline("Quiet", cache_dir=tmp_path / "store")
+    p.task(name="slow")(lambda: 1)
+    p.folder.mkdir(parents=True, exist_ok=True)
+    proc, answer = _hold(p.folder, "slow", 1.0)
+    assert answer == "held"
+    lp.set_log_level("CRITICAL")
+    try:
+        report = p.execute()
+    finally:
+        lp.set_log_level("INFO")
+        proc.kill()
+        proc.wait()
+    said = capsys.readouterr().err
+    line = f"waiting for task 'slow', held by PID {proc.pid}"
+    assert said.count(line) >= 2, said
+    assert report["slow"].status == "executed"
+    p.close()
+
+
+def test_a_file_system_without_locks_is_said_once_and_runs_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No file system without record locks can be mounted here (an NFS mount without
+    # lockd, some FUSE mounts): the kernel's answer there, ENOLCK, is given instead.
+    import fcntl
+
+    def no_locks(*args: object) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    said: list[str] = []
+    sink = logger.add(lambda m: said.append(m.record["message"]), level="WARNING")
+    try:
+        p = lp.Pipeline("NoLocks", cache_dir=tmp_path / "store")
+        for name in ("a", "b", "c"):
+            p.task(name=name)(lambda: 1)
+        assert p.execute().executed == ["a", "b", "c"]
+        p.close()
+    finally:
+        logger.remove(sink)
+    assert sum("does not support file locks" in line for line in said) == 1, said

@@ -3,44 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 import little_pipelines as lp
-
-
-def write(path: str, text: str) -> None:
-    """Rewrite a file and make sure its mtime moves (filesystem clocks can be coarse)."""
-    before = os.stat(path).st_mtime_ns if os.path.exists(path) else None
-    Path(path).write_text(text)
-    if before is not None:
-        later = max(os.stat(path).st_mtime_ns, before + 1_000_000_000)
-        os.utime(path, ns=(later, later))
-
-
-def task(name: str, deps=(), ran: list[str] | None = None, *, value=None, fail=False,
-         reads: str | None = None, **options) -> lp.Task:
-    """A classic task: notes that it ran, may read a file, fail, or return `value`."""
-    t = lp.Task(name, dependencies=list(deps), input_files=[reads] if reads else None,
-                **options)
-
-    @t.process
-    def run(this):
-        if ran is not None:
-            ran.append(this.name)
-        if fail:
-            raise ZeroDivisionError(f"{this.name} divided by zero")
-        if reads:
-            with open(reads) as f:
-                return f.read()
-        if value is not None:
-            return value() if callable(value) else value
-        return [name, *(this.pipeline.get_result(d) for d in deps)]
-
-    return t
+from demo import diamond_tasks, task, write
 
 
 @pytest.fixture
@@ -51,10 +20,8 @@ def ran() -> list[str]:
 @pytest.fixture
 def diamond(pipelines, ran):
     """A reads a.txt; B and C need A; D needs B and C; Side stands alone."""
-    write("a.txt", "1")
     p = pipelines("Diamond")
-    p.add(task("A", ran=ran, reads="a.txt"), task("B", ["A"], ran), task("C", ["A"], ran),
-          task("D", ["B", "C"], ran), task("Side", ran=ran))
+    p.add(diamond_tasks(ran))
     return p
 
 

@@ -8,6 +8,9 @@ as a sequential run. Task code here lives at module level so worker processes
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -407,3 +410,36 @@ def test_a_task_that_cannot_be_sent_fails_naming_itself(dask_client: Any) -> Non
     assert "Task 'locked' cannot be sent to a worker" in report["locked"].why
     assert report["fine"].status == "executed"
     p.close()
+
+
+def test_a_run_with_nothing_to_do_starts_no_executor(tmp_path: Path) -> None:
+    # A fully cached run with executor="dask" must not start a cluster (it took
+    # ~3.7 s for nothing): Dask is not even imported. Checked in a fresh process.
+    script = tmp_path / "cached.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import little_pipelines as lp
+        p = lp.Pipeline("lazy")
+
+        @p.task
+        def one():
+            return 1
+
+        if __name__ == "__main__":
+            assert p.execute().ok
+            assert "distributed" not in sys.modules
+            report = p.execute(executor="dask")
+            assert report.cached == ["one"], report.summary()
+            assert "distributed" not in sys.modules, "a cluster was started for nothing"
+            try:
+                p.execute(executor="dusk")
+            except lp.LittlePipelinesError as e:
+                assert "Unknown executor 'dusk'" in str(e)
+            else:
+                raise AssertionError("a bad executor name must still be refused")
+            print("OK")
+    """))
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr

@@ -108,8 +108,9 @@ def test_kill_inside_the_store_write(
 def test_kill_with_the_processes_executor_leaves_no_lock_behind(
     scene: Scenes, clean_root: Path
 ) -> None:
-    # The task runs in a forked worker that outlives the killed driver; the lock
-    # it would inherit with an flock must not make the next run wait for it.
+    # The task runs in a forked worker, which dies with the killed driver
+    # (PR_SET_PDEATHSIG); the lock, taken by the driver alone and never inherited,
+    # must not make the next run wait for anyone.
     s = scene(big=SMALL, executor="processes")
     report = crashes.kill_and_resume(s, clean_root, kill_at_marker="slow.running")
     assert report.problems == []

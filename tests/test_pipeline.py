@@ -351,3 +351,93 @@ def test_a_store_others_can_write_is_refused(pipelines, tmp_path) -> None:
     p.add(task("A"))
     with pytest.raises(lp.UnsafeStoreError, match="chmod go-w"):
         p.execute()
+
+
+def test_two_files_sharing_a_store_by_name_are_warned_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    for project in ("alpha", "beta"):
+        folder = tmp_path / project
+        folder.mkdir()
+        (folder / "etl.py").write_text(textwrap.dedent(f"""
+            import little_pipelines as lp
+            p = lp.Pipeline("sales")
+
+            @p.task
+            def numbers():
+                return "{project}"
+
+            p.execute()
+            p.execute()
+            print(p.get_result("numbers"))
+        """))
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+
+    def run(project: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(tmp_path / project / "etl.py")],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    first = run("alpha")
+    assert first.returncode == 0 and "belongs to" not in first.stderr, first.stderr
+    assert "belongs to" not in run("alpha").stderr  # the same file again: no warning
+    second = run("beta")
+    assert second.returncode == 0, second.stderr
+    warnings = [line for line in second.stderr.splitlines() if "belongs to" in line]
+    assert len(warnings) == 1, second.stderr  # once, though it ran twice
+    assert str(tmp_path / "alpha" / "etl.py") in warnings[0]
+    assert str(tmp_path / "beta" / "etl.py") in warnings[0]
+    assert "cache_dir=" in warnings[0] and "another name" in warnings[0]
+
+
+# -- the public read API and the exception tree (issue 13) ------------------------------
+
+
+def test_the_read_api_gives_names_and_dependencies_in_execution_order(pipelines) -> None:
+    p = pipelines("Read")
+    p.add(task("C", ["B"]), task("B", ["A"]), task("A"))
+    assert p.task_names() == ["A", "B", "C"]
+    assert p.dependency_map() == {"A": [], "B": ["A"], "C": ["B"]}
+    assert list(p.tasks_by_name()) == ["C", "B", "A"]  # as added
+    with pytest.raises(TypeError):
+        p.tasks_by_name()["D"] = task("D")  # type: ignore[index]
+
+
+def test_invoke_takes_the_params_the_run_fixed() -> None:
+    def scaled(factor):
+        return 2 * factor
+
+    t = lp.Task.from_function(scaled, params={"factor": 1})
+    assert t.invoke({}, {"factor": 5}) == 10
+    assert t.invoke({}) == 2  # default: the task's own params
+
+
+def test_a_missing_run_is_a_fact_on_the_error_not_only_words(pipelines) -> None:
+    p = pipelines("NoRun")
+    p.add(lp.Task("Empty"), task("Fine"))
+    with pytest.raises(lp.PipelineValidationError) as caught:
+        p.validate()
+    assert caught.value.missing_run == ["Empty"]
+    assert isinstance(caught.value, AttributeError)
+
+
+def test_errors_callers_catch_are_tree_members_keeping_their_builtin_base(pipelines) -> None:
+    with pytest.raises(lp.InvalidOptionError) as bad_name:
+        lp.Pipeline("../escape")
+    assert isinstance(bad_name.value, ValueError)
+    with pytest.raises(lp.InvalidOptionError):
+        lp.Pipeline("ok", code="everything")
+    p = pipelines("Accept")
+    p.add(task("Never"))
+    with pytest.raises(lp.NoResultError, match="has no stored result to accept") as none:
+        p.accept(["Never"])
+    assert none.value.task == "Never" and isinstance(none.value, lp.LittlePipelinesError)
+    assert issubclass(lp.ExecutorError, ValueError) and issubclass(lp.TaskNotSendable, TypeError)
+    assert issubclass(lp.LoadError, ImportError) and issubclass(lp.StoreError, OSError)
+    with pytest.raises(lp.InvalidOptionError, match="at least one weekday"):
+        lp.expire.weekly(days=())
+    with pytest.raises(lp.OptionTypeError, match="expected days to be"):
+        lp.expire.from_now(days="1")
+    with pytest.raises(lp.OptionTypeError, match="Log format must be"):
+        lp.set_log_format(3)  # type: ignore[arg-type]

@@ -795,3 +795,57 @@ def test_a_store_owned_by_someone_else_is_refused(
     with pytest.raises(UnsafeStoreError, match="owned by user id 12345"):
         Store(tmp_path / "mine")
 
+
+
+# -- issue 11: deep graphs, an unreachable scheduler --------------------------------------
+def test_a_chain_of_a_thousand_tasks_is_drawn_and_walked_without_recursion(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from little_pipelines import graph
+    from little_pipelines.cli import main
+    from little_pipelines.render import make_console
+
+    script = tmp_path / "chain.py"
+    script.write_text(
+        "import little_pipelines as lp\n"
+        "p = lp.Pipeline('Chain')\n"
+        "prev = None\n"
+        "for i in range(1200):\n"
+        "    p.add(lp.Task.from_function(lambda: 1, name=f't{i}',\n"
+        "                                dependencies=[prev] if prev else None))\n"
+        "    prev = f't{i}'\n"
+    )
+    for fmt in ("tree", "mermaid", "dot"):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["graph", str(script), "--format", fmt],
+                    console=make_console(out, width=100, color_system=None),
+                    err_console=make_console(err, width=100, color_system=None))
+        assert code == 0, err.getvalue()
+        assert "t0" in out.getvalue()
+    deps = {f"t{i}": [f"t{i - 1}"] if i else [] for i in range(5000)}
+    assert graph.order(deps)[-1] == "t4999"
+    assert len(graph.upstream(deps, ["t4999"])) == 5000
+    assert len(graph.downstream(deps, ["t0"])) == 5000
+    assert graph.check(deps) == ([], None)
+
+
+def test_an_unreachable_scheduler_is_one_line_naming_it_and_how_to_start_one(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("dask.distributed")
+    script = tmp_path / "one.py"
+    script.write_text("import little_pipelines as lp\np = lp.Pipeline('One')\n"
+                      "p.task(name='a')(lambda: 1)\n")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "little_pipelines", "run", str(script), "--scheduler",
+         f"tcp://127.0.0.1:{port}"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"tcp://127.0.0.1:{port}" in done.stderr and "dask scheduler" in done.stderr

@@ -141,13 +141,16 @@ def test_execute_options(pipeline: lp.Pipeline) -> None:
         executeone total --no-deps
         execute --skip extract
         """))
-    runs = text.split("run of 'demo'")[1:]
-    assert len(runs) == 5
-    assert "2 executed" in runs[0] and "total" not in runs[0]
-    assert "1 cached, 1 executed" in runs[1] and "forced" in runs[1]
-    assert "1 skipped, 2 executed" in runs[2]
-    assert "1 executed" in runs[3] and "extract" not in runs[3]
-    assert "1 skipped, 2 cached" in runs[4]
+    # Each run prints its table, then its summary line: "run of 'demo': ..."
+    chunks = text.split("run of 'demo'")
+    assert len(chunks) == 6
+    summaries = [c.split("\n", 1)[0] for c in chunks[1:]]
+    tables = [chunks[0], *(c.split("\n", 1)[1] for c in chunks[1:-1])]
+    assert "2 executed" in summaries[0] and "total" not in tables[0]
+    assert "1 cached, 1 executed" in summaries[1] and "forced" in tables[1]
+    assert "1 skipped, 2 executed" in summaries[2]
+    assert "1 executed" in summaries[3] and "extract" not in tables[3]
+    assert "1 skipped, 2 cached" in summaries[4]
 
 
 def test_errors_in_commands_never_end_the_loop(pipeline: lp.Pipeline,
@@ -342,3 +345,62 @@ def test_in_a_terminal_ctrl_c_completion_and_history(terminal: Callable[..., str
     assert "- first (cached)" in text and "- second (not cached)" in text
     text = send("exit", "Enter", wait_for="exited=")
     assert "Bye." in text and "exited=0" in text
+
+
+# -- issue 15: a console of the user's, bad arguments, info ----------------------------------
+def test_every_command_works_on_a_plain_console_the_user_passed(pipeline: lp.Pipeline) -> None:
+    from rich.console import Console
+
+    out = io.StringIO()
+    plain = Console(file=out, width=120, color_system=None)  # no theme of ours
+    commands = ("execute\nlist_tasks\nstatus\ngraph\npeek double\ninfo extract\nlist_cache\n"
+                "history\nvalidate\nhelp\nexecute --force\nexit\n")
+    lp.Shell(pipeline, console=plain, stdin=io.StringIO(commands), stdout=out).cmdloop()
+    text = out.getvalue()
+    assert "MissingStyle" not in text and "error:" not in text, text
+    assert "Numbers to work on." in text and "3 stored results" in text
+
+
+def test_bad_arguments_print_one_line(pipeline: lp.Pipeline) -> None:
+    text = session(pipeline, "history --last abc\nexecute --force=yes\nexit\n")
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if "error:" in line]
+    assert len(errors) == 2, text
+    assert "--last" in errors[0] and "'abc'" in errors[0]
+    assert "--force" in errors[1] and "'yes'" in errors[1]
+
+
+def test_info_shows_a_function_tasks_docstring_and_a_classic_tasks_fallback(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "undocumented.py"
+    path.write_text(textwrap.dedent('''
+        import little_pipelines as lp
+
+        pipeline = lp.Pipeline("docs")
+
+        @pipeline.task
+        def fn_task():
+            """The function's own words."""
+            return 1
+
+        classic = lp.Task("Classic")
+
+        @classic.process
+        def run(this):
+            """What run does."""
+            return this.helper()
+
+        @classic.process
+        def helper(this):
+            """What the helper does."""
+            return 2
+
+        pipeline.add(classic)
+    '''))
+    p = load_pipeline(str(path))
+    assert p.get_task("fn_task").info == "The function's own words."
+    assert p.get_task("Classic").info == "What run does.\n\nWhat the helper does."
+    text = session(p, "info fn_task\ninfo Classic\nexit\n")
+    assert text.count("The function's own words.") == 1
+    assert "What run does." in text and "What the helper does." in text

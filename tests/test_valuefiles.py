@@ -101,7 +101,7 @@ def test_show_and_peek_use_the_preview_stored_with_the_record(tmp_path: Path) ->
 
 
 _READER = """
-    import encodings.hex_codec, os, resource, sys  # imported before becoming nobody
+    import encodings.ascii, encodings.hex_codec, os, resource, sys  # before becoming nobody
     import numpy as np
     import little_pipelines as lp
     import little_pipelines.pipeline  # imported now: as nobody, the stdlib may be unreadable

@@ -19,10 +19,12 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .errors import LittlePipelinesError
+from .errors import LittlePipelinesError, UsageError
+from .report import HISTORY_DEFAULT  # plain data: --help needs no Rich
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_TAIL_LINES = 20
-HISTORY_DEFAULT = 20  # as render.HISTORY_DEFAULT, kept here so --help needs no Rich
 
 
 @dataclass
@@ -50,6 +51,8 @@ def cmd_run(ctx: Context) -> int:
     """Run the targets and their upstream, show progress, end with a summary."""
     from . import set_log_level
     from .display import RunView
+    from .fit import SummaryLine
+    from .log import hide_story_on_console
     from .render import status_table, summary_table
 
     p, a, out = ctx.pipeline, ctx.args, ctx.out
@@ -62,9 +65,11 @@ def cmd_run(ctx: Context) -> int:
     for option in ("executor", "workers", "scheduler"):
         if getattr(a, option) is not None:
             options[option] = getattr(a, option)
-    # The live view below is the run's console output; the library's own lines
-    # would repeat it. They still go to each task's log file.
-    set_log_level("DEBUG" if a.verbose else "CRITICAL")
+    # The live view below draws each task's status and the summary: the library's
+    # own status lines would repeat them, so the console leaves them out (the
+    # files keep them). What tasks log at WARNING and above still shows.
+    set_log_level("DEBUG" if a.verbose else "ERROR" if a.quiet else "WARNING")
+    hide_story_on_console(True)
     view = RunView(out, _selected(p, a.tasks), live=out.is_terminal and not (a.verbose or a.quiet))
     try:
         with view:
@@ -75,7 +80,7 @@ def cmd_run(ctx: Context) -> int:
                      f"stored{': ' + ', '.join(done) if done else ''}."))
         out.print(_t("Resume with: ", (_resume_command(a), "lp.hint")), soft_wrap=True)
         return EXIT_INTERRUPTED
-    out.print(summary_table(report) if not a.quiet else _t(report.summary()))
+    out.print(summary_table(report) if not a.quiet else SummaryLine(report))
     if report.failed:
         _show_failures(ctx, report)
         return EXIT_FAILED
@@ -182,11 +187,34 @@ def cmd_history(ctx: Context) -> int:
     """Past runs: when, how many ran, were reused, failed; time taken and saved."""
     from .render import history_table
 
-    runs = ctx.pipeline.history()[-ctx.args.last:]
+    p, a = ctx.pipeline, ctx.args
+    runs = p.history()[-a.last:]
     if not runs:
-        ctx.out.print(f"No runs of {ctx.pipeline.name!r} yet.")
+        ctx.out.print(f"No runs of {p.name!r} yet.")
         return EXIT_OK
-    ctx.out.print(history_table(runs, ctx.pipeline.name))
+    last = p.last_run()
+    if a.html:
+        from .notebook import history_html, page, report_html
+
+        bodies = [report_html(last)] if last is not None else []
+        try:
+            a.html.write_text(page(f"{p.name}: runs", *bodies, history_html(runs, p.name)),
+                              encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"Could not write {str(a.html)!r}: {e.strerror or e}. Give a "
+                             f"file in a folder you can write to.") from None
+        ctx.out.print(_t("Wrote ", (str(a.html), "lp.path"),
+                         " (the last run's table and timeline, and the run history)."))
+        return EXIT_OK
+    if a.timeline:
+        from .timeline import RichTimeline
+
+        if last is None:
+            ctx.out.print("The last run's times were not kept (it ran with an older version).")
+            return EXIT_OK
+        ctx.out.print(RichTimeline(last))
+        return EXIT_OK
+    ctx.out.print(history_table(runs, p.name))
     return EXIT_OK
 
 
@@ -201,18 +229,12 @@ def cmd_shell(ctx: Context) -> int:
 # -- helpers ---------------------------------------------------------------------------------
 def _selected(p: Pipeline, targets: Sequence[str]) -> list[str]:
     """The tasks a run of these targets touches, in execution order (unknown names raise)."""
-    from .render import dependencies
+    from .graph import upstream
 
     if not targets:
-        return [t.name for t in p.tasks]
-    deps = dependencies(p)
-    seen: set[str] = set()
-    stack = [p.get_task(n).name for n in targets]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(d for d in deps.get(name, ()) if d in deps)
+        return p.task_names()
+    deps = p.dependency_map()
+    seen = upstream(deps, [p.get_task(n).name for n in targets])
     return [n for n in deps if n in seen]
 
 
@@ -257,10 +279,6 @@ def _t(*parts: Any) -> Any:
     from rich.text import Text
 
     return Text.assemble(*parts)
-
-
-class UsageError(LittlePipelinesError, ValueError):
-    """A command line that asks for something impossible (exit status 2)."""
 
 
 # -- the command line ------------------------------------------------------------------------
@@ -318,6 +336,12 @@ def _add_forget(p: argparse.ArgumentParser) -> None:
 def _add_history(p: argparse.ArgumentParser) -> None:
     p.add_argument("--last", type=_positive, default=HISTORY_DEFAULT, metavar="N",
                    help=f"show the last N runs (default {HISTORY_DEFAULT})")
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument("--timeline", action="store_true",
+                       help="draw the last run's tasks as bars over time")
+    shape.add_argument("--html", type=Path, metavar="FILE",
+                       help="write one self-contained HTML file: the last run's table and "
+                            "timeline, and the run history")
 
 
 def _add_nothing(p: argparse.ArgumentParser) -> None:
@@ -411,10 +435,11 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None,
         args = parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_USAGE
-    from .render import make_console
+    from .log import hide_story_on_console
+    from .render import make_console, themed
 
-    out = console or make_console()
-    err = err_console or make_console(stderr=True)
+    out = themed(console) if console is not None else make_console()
+    err = themed(err_console) if err_console is not None else make_console(stderr=True)
     try:
         pipeline = _load(args)
         return COMMANDS[args.command][2](Context(args, pipeline, out, err))
@@ -427,6 +452,8 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None,
             err.print(_t(details.rstrip("\n")), soft_wrap=True)  # as Python prints it
         err.print(_t(("error: ", "lp.error"), str(e)), soft_wrap=True)
         return EXIT_USAGE
+    finally:
+        hide_story_on_console(False)  # `main` may be called in a longer-lived process
 
 
 def _load(args: argparse.Namespace) -> Pipeline:

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from rich.tree import Tree
 
+from .errors import InvalidOptionError
+from .graph import dependants
 from .render import STATE_STYLE, dependencies, plan_states
+from .report import State
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -23,15 +26,8 @@ if TYPE_CHECKING:
 
 FORMATS = ("tree", "mermaid", "dot")
 
-#: State -> (fill, stroke) for the text formats; the terminal uses STATE_STYLE.
-STATE_COLOURS: dict[str, tuple[str, str]] = {
-    "cached": ("#d7f2f4", "#0b7285"),
-    "stale": ("#f3d9fa", "#862e9c"),
-    "not cached": ("#fff3bf", "#e67700"),
-    "waiting": ("#f1f3f5", "#868e96"),
-    "skipped": ("#fff3bf", "#e67700"),
-    "failed": ("#ffe3e3", "#c92a2a"),
-}
+#: State -> (fill, stroke) for the text formats (see report.State).
+STATE_COLOURS: dict[str, tuple[str, str]] = {s.value: (s.fill, s.stroke) for s in State}
 
 Deps = Mapping[str, Sequence[str]]
 
@@ -47,14 +43,14 @@ def draw(pipeline: Pipeline, fmt: str = "tree") -> tuple[RenderableType, str | N
         return Text(mermaid(deps, states).rstrip("\n")), note
     if fmt == "dot":
         return Text(dot(pipeline.name, deps, states).rstrip("\n")), note
-    raise ValueError(f"Unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}.")
+    raise InvalidOptionError(f"Unknown graph format {fmt!r}; expected one of {', '.join(FORMATS)}.")
 
 
 def tree(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> Tree:
     """Roots first, each task under the tasks it depends on; a task already drawn is
     named again with "↑" instead of repeating its subtree."""
     states = states or {}
-    below = _dependants(deps)
+    below = dependants(deps)
     root = Tree(Text(title, style="lp.title"))
     drawn: set[str] = set()
 
@@ -67,18 +63,19 @@ def tree(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> Tre
             text.append(f"  {state}", style="lp.dim")
         return text
 
-    def grow(branch: Tree, name: str) -> None:
+    # Depth first with a stack of our own, not recursion: a chain of ~1,000 tasks
+    # hit Python's recursion limit. Children are pushed reversed so they are drawn
+    # in the order they were added, as the recursive walk drew them.
+    roots = [name for name in deps if not [d for d in deps[name] if d in deps]]
+    stack: list[tuple[Tree, str]] = [(root, name) for name in reversed(roots)]
+    while stack:
+        branch, name = stack.pop()
         again = name in drawn
         node = branch.add(label(name, again))
         if again:
-            return
+            continue
         drawn.add(name)
-        for child in below[name]:
-            grow(node, child)
-
-    for name in deps:
-        if not [d for d in deps[name] if d in deps]:
-            grow(root, name)
+        stack.extend((node, child) for child in reversed(below[name]))
     return root
 
 
@@ -116,15 +113,6 @@ def dot(title: str, deps: Deps, states: Mapping[str, str] | None = None) -> str:
     lines += [f"    {_dot_id(d)} -> {_dot_id(n)};" for n in deps for d in deps[n] if d in deps]
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _dependants(deps: Deps) -> dict[str, list[str]]:
-    below: dict[str, list[str]] = {n: [] for n in deps}
-    for name, needs in deps.items():
-        for need in dict.fromkeys(needs):
-            if need in below:
-                below[need].append(name)
-    return below
 
 
 def _by_state(deps: Deps, states: Mapping[str, str] | None) -> dict[str, list[str]]:

@@ -20,16 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .render import code_ran, fmt_seconds, reason_text, status_text
-from .report import TaskOutcome
-
-#: Outcome status -> the word the live table uses for it.
-DONE_WORDS: dict[str, str] = {
-    "executed": "done",
-    "cached": "reused",
-    "skipped": "skipped",
-    "failed": "failed",
-    "interrupted": "interrupted",
-}
+from .report import Status, TaskOutcome
 
 
 class RunView:
@@ -109,7 +100,8 @@ class RunView:
     def _row(self, name: str, now: float) -> tuple[Any, ...]:
         outcome = self.outcomes.get(name)
         if outcome is not None:
-            word = DONE_WORDS.get(outcome.status, outcome.status)
+            look = Status.of(outcome.status)
+            word = look.done if look else outcome.status
             when = fmt_seconds(outcome.duration) if code_ran(outcome) else ""
             return status_text(outcome.status, word), Text(name), Text(when, style="lp.dim")
         if name in self.started:

@@ -6,6 +6,9 @@ stored by this process (the driver owns the cache) the moment they arrive, and
 `done()` releases the tasks that waited on them. A plan walks the same loop
 without running or storing anything. How each outcome is stored and reported
 lives in `recording.py`; the values passed between tasks in `values.py`.
+
+A run is given a `RunSpec` (plain data, see `spec.py`) and returns a
+`RunResult`; it knows nothing of the `Pipeline` class.
 """
 
 from __future__ import annotations
@@ -16,81 +19,70 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import FingerprintError, StoreError
-from .executors import Backend, TaskNotSendable, resolve
+from . import expire
+from .errors import FingerprintError, StoreError, TaskNotSendable
+from .executors import Backend, prepare
 from .freshness import (
     Probe,
     State,
     current_state,
     reasons_to_run,
+    result_digest,
 )
-from .locks import TaskLocks
-from .recording import Job, Recorder, now
+from .locks import Held, TaskLocks
+from .recording import Job, Recorder
 from .report import Reason, RunReport, TaskOutcome, fmt_time
+from .spec import RunResult, RunSpec
 from .values import RunValues
 from .worker import Attempt, Call, Outcome
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
     from .store import Record
     from .task import Task
 
 _WILL_RUN = "<will run>"  # a plan's stand-in digest for a task that would run
+_POLL = 0.05  # seconds between tries of a task lock another run holds
+_SAY_EVERY = 10.0  # seconds between "waiting for task X" lines
 
 
-@dataclass
-class Options:
-    """What the caller asked of one run, normalised and checked by the pipeline."""
-
-    selected: list[str]
-    deps: Mapping[str, list[str]]
-    inputs: Mapping[str, list[str]]
-    force_all: bool = False
-    force: frozenset[str] = frozenset()
-    skip: frozenset[str] = frozenset()
-    planned: bool = False
-    executor: Any = None  # a name, an Executor or a Dask Client (see executors.resolve)
-    workers: int | None = None
-    scheduler: str | None = None
-    #: called as progress("start", name, None) and progress("finish", name, outcome)
-    progress: Callable[[str, str, TaskOutcome | None], None] | None = None
-
-
-@dataclass
-class Run(Recorder):
+class Run:
     """The state of one run; the pipeline reads `value()` while it is active."""
 
-    pipeline: Pipeline
-    options: Options
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    digests: dict[str, str | None] = field(default_factory=dict)
-    failed: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.report = RunReport(self.pipeline.name, run_id=self.run_id,
-                                planned=self.options.planned)
+    def __init__(self, spec: RunSpec) -> None:
+        self.spec = spec
+        self.run_id = uuid.uuid4().hex[:12]
         self.probe = Probe()
-        self._texts_saved: set[str] = set()
         self.states: dict[str, State] = {}  # what each decided task's fingerprint was made of
-        self.store = self.pipeline._store_or_open()
-        self.records = self.store.records(self.options.selected)
+        self.store = spec.store
+        self.records = self.store.records(spec.selected)
         self._pending: dict[str, Job] = {}
         self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._backend: Backend | None = None
+        self._make_backend: Callable[[], Backend] | None = None
         self._abandoned = False
-        self.locks = TaskLocks(self.pipeline.folder)
-        self.values = RunValues(self.store, self.options.deps, self.options.selected,
-                                self.digests)
+        self.locks = TaskLocks(spec.lock_dir)
+        #: tasks whose lock another run holds: name -> (job, waiting since, last said)
+        self._waiting: dict[str, tuple[Job, float, float]] = {}
+        #: each decided task's result digest (None: it has no usable result)
+        self.digests: dict[str, str | None] = {}
+        self.values = RunValues(self.store, spec.deps, spec.selected, self.digests)
+        self.recorder = Recorder(spec, self.run_id, self.records, self.values, self.digests)
+        self.failed = self.recorder.failed
+        self.started = self.recorder.started  # when each task was submitted (epoch seconds)
+
+    @property
+    def report(self) -> RunReport:
+        """The report so far (complete once `execute` returned)."""
+        return self.recorder.report
 
     # -- the loop ----------------------------------------------------------------
-    def execute(self) -> RunReport:
+    def execute(self) -> RunResult:
         """Walk the graph: decide each ready task, submit what must run, store what returns."""
-        opts = self.options
+        opts = self.spec
         start = time.perf_counter()
         self.report.started_at = time.time()
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
@@ -98,8 +90,9 @@ class Run(Recorder):
         for name in opts.selected:
             sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
         sorter.prepare()
-        self._backend = None if opts.planned else resolve(
-            opts.executor, opts.workers, self.pipeline, opts.scheduler
+        # Checked now, started when the first task must run (see executors.prepare).
+        self._make_backend = None if opts.planned else prepare(
+            opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
         try:
             self._loop(sorter)
@@ -116,14 +109,12 @@ class Run(Recorder):
             # Each run opens the lock file anew: without this, a process that runs
             # a pipeline every minute runs out of file descriptors within a day.
             self.locks.close()
-            for name in opts.selected:  # params were fixed for this run only (see _options)
-                self.pipeline._tasks[name]._effective_params = None
             self._end_of_run()
             self.report.duration = time.perf_counter() - start
-        return self.report
+        return RunResult(self.report, self.states, self.records, self.digests)
 
     def _loop(self, sorter: graphlib.TopologicalSorter[str]) -> None:
-        opts = self.options
+        opts = self.spec
         index = {name: i for i, name in enumerate(opts.selected)}
         ready: list[int] = []
         while sorter.is_active():
@@ -133,29 +124,64 @@ class Run(Recorder):
                 name = opts.selected[heapq.heappop(ready)]
                 job = self._decide(name)
                 if job is not None:
-                    job = self._lock(job)
+                    held = self.locks.try_acquire(name)
+                    if held is None:
+                        self._wait_for(job)
+                        continue
+                    job = self._locked(job, held)
                 if job is None:
                     sorter.done(name)
                     continue
                 self._submit(job)
                 if not self._finished.empty() or not ready:
-                    self._collect(sorter, block=not ready)
-            elif self._pending:
-                self._collect(sorter, block=True)
+                    self._collect(sorter, block=not ready and not self._waiting)
+            elif self._pending or self._waiting:
+                if self._pending:
+                    self._collect(sorter, block=True)
+                else:
+                    time.sleep(_POLL)
+                self._retry_waiting(sorter)
 
-    def _lock(self, job: Job) -> Job | None:
-        """Take the task's cross-process lock; if another run holds it, wait, then re-decide.
+    def _wait_for(self, job: Job) -> None:
+        """Another run holds the task's lock: note it and keep going with everything else.
 
-        The other run may have stored exactly the result this one needs, which is
-        then reused instead of computed twice.
+        Waiting in the kernel instead (a blocking lockf) kept this run from storing
+        and releasing what it was running: two runs waiting for each other's tasks
+        deadlocked (EDEADLK). The task is tried again each time round the loop.
         """
         name = job.task.name
-        held = self.locks.try_acquire(name)
-        if held is None:
-            job.task.logger.warning(
-                "waiting: another run (PID {}) is running this task", self.locks.holder(name)
-            )
-            held = self.locks.wait(name)
+        self._waiting[name] = (job, time.monotonic(), 0.0)
+        self._say_waiting(name)
+
+    def _say_waiting(self, name: str) -> None:
+        """The "waiting for task X, held by PID n" line: on the console at any level,
+        again every ~10 s, so a run behind a stopped one never looks hung in silence."""
+        job, since, said = self._waiting[name]
+        now = time.monotonic()
+        if said and now - said < _SAY_EVERY:
+            return
+        self._waiting[name] = (job, since, now)
+        waited = f" ({now - since:.0f}s so far)" if said else ""
+        job.task.logger.bind(lp_console=True).warning(
+            "waiting for task {!r}, held by PID {} (another run is running it){}",
+            name, self.locks.holder(name), waited)
+
+    def _retry_waiting(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+        for name in list(self._waiting):
+            held = self.locks.try_acquire(name)
+            if held is None:
+                self._say_waiting(name)
+                continue
+            job = self._locked(self._waiting.pop(name)[0], held)
+            if job is None:
+                sorter.done(name)
+            else:
+                self._submit(job)
+
+    def _locked(self, job: Job, held: Held) -> Job | None:
+        """The task's lock is ours: re-decide from its record, which another run may have
+        stored meanwhile (then reused instead of computed twice)."""
+        name = job.task.name
         # Read the record again even when the lock was free: another run may have
         # stored this task after this run read the records (re-reading only after
         # waiting was rejected: a run that finished the task just before this one
@@ -179,16 +205,24 @@ class Run(Recorder):
         return job
 
     def _submit(self, job: Job) -> None:
+        if self._backend is None and self._make_backend is not None:
+            try:
+                self._backend = self._make_backend()
+            except BaseException:
+                if job.lock is not None:
+                    job.lock.release()
+                raise
         task, backend = job.task, self._backend
         assert backend is not None
         delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
             task.retry_delay]
-        call = Call(task.retries, tuple(delays), task.timeout)
+        call = Call(task.retries, tuple(delays), task.timeout, params=self.spec.params[task.name])
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
-        if self.options.progress is not None:
-            self.options.progress("start", task.name, None)
+        self.started[task.name] = time.time()
+        if self.spec.progress is not None:
+            self.spec.progress("start", task.name, None)
         self._pending[task.name] = job
         try:
             fut = backend.submit(task, lambda: self.values.for_function(task),
@@ -203,6 +237,8 @@ class Run(Recorder):
         """Store every finished task (waiting for one if `block`) and release its dependants."""
         deadlines = [j.deadline for j in self._pending.values() if j.deadline is not None]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines and block else None
+        if block and self._waiting:  # come back to try the locks other runs hold
+            wait = _POLL if wait is None else min(wait, _POLL)
         try:
             item = self._finished.get(block=block, timeout=wait)
         except queue.Empty:
@@ -212,7 +248,7 @@ class Run(Recorder):
             name, fut = item
             job = self._pending.pop(name, None)
             if job is not None:  # None: it had timed out and was given up on
-                self._finish(job, fut)
+                self.recorder.finish(job, fut, remote=bool(self._backend and self._backend.remote))
                 sorter.done(name)
             try:
                 item = self._finished.get_nowait()
@@ -227,34 +263,33 @@ class Run(Recorder):
                 self._abandoned = True
                 if job.lock is not None:
                     job.lock.release()
-                self._fail(job.task, f"TaskTimeout: gave up after {job.task.timeout}s "
-                           f"(timeout=); this executor cannot stop the work, which was "
-                           f"abandoned", duration=job.task.timeout or 0.0, record=job.record,
-                           reasons=job.reasons)
-                self._release(name)
+                self.recorder.fail(job.task, f"TaskTimeout: gave up after {job.task.timeout}s "
+                                   f"(timeout=); this executor cannot stop the work, which "
+                                   f"was abandoned", duration=job.task.timeout or 0.0,
+                                   record=job.record, reasons=job.reasons)
+                self.values.settled(name)
                 sorter.done(name)
 
     def _interrupted(self) -> None:
         """Ctrl-C: what was running is marked interrupted, what had not started is skipped."""
         reason = Reason("interrupted")
         for name, job in self._pending.items():
-            self._record(TaskOutcome(name, "interrupted", (*job.reasons, reason)))
+            self.recorder.add(TaskOutcome(name, "interrupted", (*job.reasons, reason)))
             job.task.logger.warning("interrupted")
-        for name in self.options.selected:
+        for name in self.spec.selected:
             if name not in self.report.outcomes:
-                self._record(TaskOutcome(name, "skipped", (reason,)))
+                self.recorder.add(TaskOutcome(name, "skipped", (reason,)))
         self.report.interrupted = True
 
     # -- deciding --------------------------------------------------------------------
     def _decide(self, name: str) -> Job | None:
         """Settle the task now (cached, skipped, blocked) or return what to run."""
-        opts = self.options
-        task = self.pipeline._tasks[name]
+        opts = self.spec
+        task = opts.tasks[name]
         record = self.records.get(name)
         if name in opts.skip:
             self.digests[name] = record.get("digest") if record else None
-            task.is_skipped = not opts.planned
-            self._settle(name, "skipped", [Reason("skip_requested")], record)
+            self.recorder.settle(name, "skipped", [Reason("skip_requested")], record)
             return None
         upstream, blocked = self._upstream_digests(task)
         if blocked is not None:
@@ -268,31 +303,31 @@ class Run(Recorder):
             upstream = {d: old.get(d, digest) if d in waiting else digest
                         for d, digest in upstream.items()}
         try:
-            state = current_state(task, record, self.probe, opts.inputs[name], upstream)
+            state = current_state(task, record, self.probe, opts.inputs[name], upstream,
+                                  opts.params[name])
         except (OSError, FingerprintError) as e:
             why = f"could not read its files: {e}" if isinstance(e, OSError) else str(e)
-            self._fail(task, why, record=record)
-            self._release(name)
+            self.recorder.fail(task, why, record=record)
+            self.values.settled(name)
             return None
         self.states[name] = state
         forced = opts.force_all or name in opts.force
         reasons = [Reason("forced")] if forced else reasons_to_run(
-            task, record, state, run_id=self.run_id, now=now()
+            task, record, state, run_id=self.run_id, now=expire.now()
         )
         if not reasons and not waiting:
             assert record is not None
             self.digests[name] = record["digest"]
-            task.is_skipped = not opts.planned
             self._remember_stamps(name, record, state)
             created = fmt_time(record.get("created_at", 0.0))
-            self._settle(name, "cached", [Reason("unchanged", detail=created)], record)
+            self.recorder.settle(name, "cached", [Reason("unchanged", detail=created)], record)
             return None
         if opts.planned:
             self.digests[name] = _WILL_RUN
             if reasons:
-                self._settle(name, "run", reasons, record)
+                self.recorder.settle(name, "run", reasons, record)
                 return None
-            self._settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
+            self.recorder.settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
             return None
         return Job(task, state, reasons, record)
 
@@ -302,7 +337,7 @@ class Run(Recorder):
         Without this, a touched file (a checkout, a copy) would be hashed again on
         every later run, since its size and mtime never match the record again.
         """
-        if self.options.planned:
+        if self.spec.planned:
             return  # a plan stores nothing
         if state.code == record.get("code") and state.inputs == record.get("inputs"):
             return
@@ -315,16 +350,19 @@ class Run(Recorder):
     def _upstream_digests(self, task: Task) -> tuple[dict[str, str], tuple[str, str] | None]:
         """Result digests of the task's dependencies, or (why, which) it cannot run."""
         digests: dict[str, str] = {}
-        for dep in self.options.deps[task.name]:
+        for dep in self.spec.deps[task.name]:
             if dep in self.failed:
                 return digests, ("upstream_failed", dep)
+            rec = self.records.get(dep)
             if dep in self.digests:
                 digest = self.digests[dep]
             else:  # not selected in this run (single_task): use what is stored
-                rec = self.records.get(dep) or self.store.record(dep)
+                rec = rec or self.store.record(dep)
                 digest = rec.get("digest") if rec else None
             if digest is None:
                 return digests, ("upstream_skipped", dep)
+            if rec and rec.get("digest") == digest:  # count by content (early cutoff)
+                digest = result_digest(rec) or digest
             digests[dep] = digest
         return digests, None
 
@@ -332,11 +370,10 @@ class Run(Recorder):
         reason = Reason(why, dep)
         if why == "upstream_failed" and task.if_upstream_errors == "FAIL":
             self.failed.add(task.name)
-            self._settle(task.name, "failed", [reason], self.records.get(task.name))
+            self.recorder.settle(task.name, "failed", [reason], self.records.get(task.name))
         else:
             self.digests[task.name] = None
-            task.is_skipped = not self.options.planned
-            self._settle(task.name, "skipped", [reason], self.records.get(task.name))
+            self.recorder.settle(task.name, "skipped", [reason], self.records.get(task.name))
 
     def value(self, name: str) -> Any:
         """A fresh copy of a task's result during the run (see RunValues), or MISSING."""
@@ -345,7 +382,7 @@ class Run(Recorder):
     # -- finishing ------------------------------------------------------------------
     def _end_of_run(self) -> None:
         """Results marked `on_complete` served this run; now they expire."""
-        if self.options.planned:
+        if self.spec.planned:
             return
         ended = [
             name for name, rec in self.records.items()
@@ -357,7 +394,7 @@ class Run(Recorder):
             try:
                 self.store.drop_values(ended)
             except OSError as e:  # the records name this run, so they count as expired anyway
-                self.pipeline._tasks[ended[0]].logger.warning(
+                self.spec.tasks[ended[0]].logger.warning(
                     "on_complete values not dropped: {}", e)
         self.values.clear()
 
@@ -373,4 +410,4 @@ def _can_stop(backend: Backend) -> bool:
     )
 
 
-__all__ = ["Options", "Run"]
+__all__ = ["Run"]

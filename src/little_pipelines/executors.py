@@ -4,9 +4,10 @@ The engine has one loop for all of them; a `Backend` only says how a task
 travels to its executor:
 
 * in this process (sequential, threads): the Task object itself;
-* our own process pool: just the task's name — the pool is forked after the
-  pipeline is registered here, so each worker already holds every task, even
-  classic tasks defined in a script's `__main__`;
+* our own process pool: just the task's name — the pool's workers are forked
+  with the run's task map as their initializer's argument (fork copies it, it
+  is never pickled), so each worker already holds every task, even classic
+  tasks defined in a script's `__main__`;
 * anything else (Dask, a pool the user built): the task pickled by value with
   cloudpickle (shipped with Dask), upstream values as pickled bytes; with Dask,
   large values are scattered to the cluster once per run.
@@ -16,30 +17,30 @@ Executors never touch the cache; the driver stores what comes back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import LittlePipelinesError, did_you_mean
+from .errors import ExecutorError, TaskNotSendable, did_you_mean
+from .fingerprint import content_digest
 from .valuefiles import ValueFile, preview
 from .worker import Call, Outcome, call_task, init_process_worker
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline
     from .task import Task
+
+#: The tasks a forked pool worker serves, set once in each worker by
+#: `_init_forked_worker` (the driver never sets it).
+_WORKER_TASKS: Mapping[str, Task] = {}
+Tasks = Mapping[str, "Task"]
 
 T = TypeVar("T")
 _DASK_HINT = "pip install 'little-pipelines[dask]'"
 _SCATTER_BYTES = 1 << 20  # upstream values larger than this go to a Dask cluster once
-_REGISTRY: dict[str, Pipeline] = {}
-
-
-class ExecutorError(LittlePipelinesError, ValueError):
-    """An executor that cannot be used (unknown name, missing optional dependency)."""
 
 
 class SequentialExecutor(Executor):
@@ -49,7 +50,9 @@ class SequentialExecutor(Executor):
         fut: Future[T] = Future()
         try:
             fut.set_result(fn(*args, **kwargs))
-        except Exception as e:  # a KeyboardInterrupt propagates to the run loop
+        except KeyboardInterrupt:  # propagates to the run loop
+            raise
+        except BaseException as e:  # as a thread pool does: the call's failure, not the run's
             fut.set_exception(e)
         return fut
 
@@ -106,22 +109,17 @@ class LocalBackend(Backend):
 
 
 class ForkBackend(Backend):
-    """Our own process pool, forked after the pipeline was registered: names travel."""
+    """Our own process pool, its workers forked holding the run's tasks: names travel."""
 
-    def __init__(self, executor: Executor, key: str) -> None:
+    def __init__(self, executor: Executor) -> None:
         super().__init__(executor, owned=True)
-        self.key = key
 
     def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
                blobs: Callable[[], Mapping[str, Any]], call: Call) -> Future[Outcome]:
         # A large upstream value goes by its file's name (the worker reads and checks
         # it there), not through the pool's pipe: measured for 512 MB, see
         # docs/benchmarks.md (big values).
-        return self.executor.submit(call_registered, self.key, task.name, dict(blobs()), call)
-
-    def close(self, *, cancel: bool = False) -> None:
-        super().close(cancel=cancel)
-        _REGISTRY.pop(self.key, None)
+        return self.executor.submit(call_forked, task.name, dict(blobs()), call)
 
 
 def _stop_workers(executor: Executor) -> None:
@@ -136,9 +134,24 @@ def _stop_workers(executor: Executor) -> None:
         proc.terminate()
 
 
-def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
+def resolve(spec: Any, workers: int | None, tasks: Tasks,
             scheduler: str | None = None) -> Backend:
-    """Turn `executor=` (a name, an Executor or a Dask Client) into a Backend."""
+    """Turn `executor=` (a name, an Executor or a Dask Client) into a Backend.
+
+    `tasks` is the run's task map, which our own forked process pool inherits.
+    """
+    return prepare(spec, workers, tasks, scheduler)()
+
+
+def prepare(spec: Any, workers: int | None, tasks: Tasks,
+            scheduler: str | None = None) -> Callable[[], Backend]:
+    """Check `executor=` now; return what makes its Backend when the first task must run.
+
+    A run whose tasks are all reused then starts no pool and no cluster (a local
+    Dask cluster took ~3.7 s to start and stop for nothing), while a bad name or
+    `workers=` is still refused before anything runs. `tasks` is the run's task
+    map, which our own forked process pool inherits.
+    """
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ExecutorError(f"workers must be a whole number >= 1, got {workers!r}.")
     if spec is None or isinstance(spec, str):
@@ -149,48 +162,47 @@ def resolve(spec: Any, workers: int | None, pipeline: Pipeline,
                 f"a concurrent.futures.Executor or a dask.distributed.Client. "
                 + did_you_mean(name, _FACTORIES, "executors")
             )
-        return _FACTORIES[name](workers, pipeline, scheduler)
+        return lambda: _FACTORIES[name](workers, tasks, scheduler)
     if isinstance(spec, (SequentialExecutor, ThreadPoolExecutor)):
-        return LocalBackend(spec, owned=False)
+        return lambda: LocalBackend(spec, owned=False)
     if isinstance(spec, Executor):
-        return Backend(spec, owned=False)
+        return lambda: Backend(spec, owned=False)
     if type(spec).__name__ == "Client" and hasattr(spec, "get_executor"):
-        return Backend(spec.get_executor(pure=False), owned=False, client=spec)
+        return lambda: Backend(spec.get_executor(pure=False), owned=False, client=spec)
     raise ExecutorError(
         f"executor= takes a name ({', '.join(map(repr, _FACTORIES))}), a "
         f"concurrent.futures.Executor or a dask.distributed.Client, got {spec!r}."
     )
 
 
-def _sequential(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _sequential(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     return LocalBackend(SequentialExecutor(), owned=True)
 
 
-def _threads(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _threads(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     return LocalBackend(
         ThreadPoolExecutor(workers or (os.cpu_count() or 2) * 2, thread_name_prefix="lp"),
         owned=True,
     )
 
 
-def _processes(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _processes(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     # Imported here: multiprocessing costs ~5 ms at import, paid only by those who use it.
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     n = workers or os.cpu_count() or 2
     if "fork" in multiprocessing.get_all_start_methods():
-        key = uuid.uuid4().hex
-        _REGISTRY[key] = pipeline
+        # With fork, a worker's initializer arguments are inherited, not pickled.
         pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"),
-                                   initializer=init_process_worker)
-        return ForkBackend(pool, key)
+                                   initializer=_init_forked_worker, initargs=(tasks,))
+        return ForkBackend(pool)
     # No fork (Windows, macOS by choice): tasks travel pickled by value.
     pool = ProcessPoolExecutor(n, initializer=init_process_worker)
     return Backend(pool, owned=True)
 
 
-def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Backend:
+def _dask(workers: int | None, tasks: Tasks, scheduler: str | None) -> Backend:
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -198,7 +210,15 @@ def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Bac
             f"The Dask executor needs Dask's distributed scheduler: {_DASK_HINT}"
         ) from None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError) as e:  # nothing listens there (or not in time)
+            raise ExecutorError(
+                f"Could not reach a Dask scheduler at {scheduler!r} ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else 'no answer'}). Start one with "
+                f"`dask scheduler` (and workers with `dask worker {scheduler}`), or leave out "
+                f"--scheduler to run on this machine."
+            ) from None
         return Backend(client.get_executor(pure=False), owned=True, client=client)
     cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=logging.ERROR)
@@ -206,8 +226,8 @@ def _dask(workers: int | None, pipeline: Pipeline, scheduler: str | None) -> Bac
     return Backend(client.get_executor(pure=False), owned=True, client=client)
 
 
-#: executor name -> factory(workers, pipeline, scheduler)
-_FACTORIES: dict[str, Callable[[int | None, Pipeline, str | None], Backend]] = {
+#: executor name -> factory(workers, tasks, scheduler)
+_FACTORIES: dict[str, Callable[[int | None, Tasks, str | None], Backend]] = {
     "sequential": _sequential,
     "threads": _threads,
     "processes": _processes,
@@ -218,9 +238,16 @@ _FACTORIES: dict[str, Callable[[int | None, Pipeline, str | None], Backend]] = {
 # -- on the worker ---------------------------------------------------------------------
 
 
-def call_registered(key: str, name: str, blobs: Mapping[str, bytes], call: Call) -> Outcome:
-    """In a forked worker: find the task in the inherited registry and run it."""
-    task = _REGISTRY[key]._tasks[name]
+def _init_forked_worker(tasks: Tasks) -> None:
+    """Initializer of our forked pool's workers: keep the run's tasks, then set up."""
+    global _WORKER_TASKS
+    _WORKER_TASKS = tasks
+    init_process_worker()
+
+
+def call_forked(name: str, blobs: Mapping[str, bytes], call: Call) -> Outcome:
+    """In a forked worker: find the task among those it inherited and run it."""
+    task = _WORKER_TASKS[name]
     return _finish_remote(call_task(task, _unpickle(blobs), _remote(call)))
 
 
@@ -231,12 +258,13 @@ def call_pickled(payload: bytes, blobs: Mapping[str, bytes], call: Call) -> Outc
 
 
 def _remote(call: Call) -> Call:
-    return Call(call.retries, call.delays, call.timeout, remote=True)
+    return dataclasses.replace(call, remote=True)
 
 
 def _unpickle(blobs: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: blob.load() if isinstance(blob, ValueFile) else pickle.loads(blob)
-            for name, blob in blobs.items()}
+    from .values import unpickle  # bytes, or a ValueFile the worker reads and checks
+
+    return {name: unpickle(name, blob) for name, blob in blobs.items()}
 
 
 def _finish_remote(out: Outcome) -> Outcome:
@@ -245,6 +273,7 @@ def _finish_remote(out: Outcome) -> Outcome:
     if out.ok:
         out.kind = f"{type(out.value).__module__}.{type(out.value).__qualname__}"
         out.preview = preview(out.value)
+        out.content = content_digest(out.value)
         try:
             out.value = pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
@@ -275,14 +304,3 @@ def _pickle_task(task: Task) -> bytes:
             return bytes(cloudpickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as e:
             raise TaskNotSendable(task.name, f"{type(e).__name__}: {e}") from None
-
-
-class TaskNotSendable(LittlePipelinesError, TypeError):
-    """A task that cannot be sent to a worker process (its code or state won't pickle)."""
-
-    def __init__(self, task: str, why: str) -> None:
-        super().__init__(
-            f"Task {task!r} cannot be sent to a worker: {why}. Keep what the task refers to "
-            f"picklable (no open files, locks or connections at module level), or use "
-            f"executor='threads'."
-        )

@@ -37,6 +37,7 @@ from numbers import Real
 from typing import TypeVar
 
 from . import wallclock
+from .errors import InvalidOptionError, OptionTypeError
 from .wallclock import (
     Span,
     local,
@@ -120,9 +121,10 @@ class Expiry:
         name: str | None = None,
     ) -> None:
         if kind not in KINDS:
-            raise ValueError(f"Unknown expiry kind {kind!r}; expected one of {sorted(KINDS)}.")
+            raise InvalidOptionError(
+                f"Unknown expiry kind {kind!r}; expected one of {sorted(KINDS)}.")
         if (kind == "time") != (moment is not None):
-            raise ValueError(
+            raise InvalidOptionError(
                 f"Expiry(kind={kind!r}) got moment={moment!r}; kind 'time' needs a moment "
                 "function and the other kinds take none."
             )
@@ -245,7 +247,7 @@ def at_datetime(when: dt.date | dt.datetime) -> Expiry:
     elif isinstance(when, dt.date):
         moment = dt.datetime.combine(when, dt.time())
     else:
-        raise TypeError(
+        raise OptionTypeError(
             f"at_datetime() expected a datetime.date or datetime.datetime, got {when!r}; "
             "for a span from now use lp.expire.from_now(...)."
         )
@@ -292,7 +294,7 @@ def normalize(spec: object) -> Expiry:
         return spec
     if isinstance(spec, dt.timedelta):
         if spec < dt.timedelta(0):
-            raise ValueError(
+            raise InvalidOptionError(
                 f"expire_results got a negative timedelta, {spec!r}; expected a span from "
                 "now, e.g. timedelta(hours=1), or lp.expire.at_datetime(...) for a fixed moment."
             )
@@ -302,13 +304,13 @@ def normalize(spec: object) -> Expiry:
     if any(spec is factory for factory in _FACTORIES):
         # Passing the factory itself is an easy slip; calling it for the user would hide
         # it for at_midnight but not for at_datetime, so say how to fix it instead.
-        raise TypeError(
+        raise OptionTypeError(
             f"expire_results got the factory {_qualname(spec)} itself; "
             f"call it: expire_results=lp.expire.{_qualname(spec)}()."
         )
     if callable(spec):
         return Expiry("time", f"normalize({_qualname(spec)})", functools.partial(_user, spec))
-    raise TypeError(
+    raise OptionTypeError(
         "expire_results expected None, an lp.expire policy, a datetime.timedelta, a "
         "datetime.date/datetime, or a function returning seconds until expiry; "
         f"got {spec!r}. Use e.g. lp.expire.at_midnight() or lp.expire.from_now(hours=1)."
@@ -357,7 +359,7 @@ def _user(function: Callable[[], object], now: dt.datetime) -> dt.datetime | Non
     if seconds is None:
         return None
     if isinstance(seconds, bool) or not isinstance(seconds, Real) or not math.isfinite(seconds):
-        raise TypeError(
+        raise OptionTypeError(
             f"The expire_results function {_qualname(function)} must return seconds until "
             f"expiry as a finite number, or None for no limit; it returned {seconds!r}."
         )
@@ -370,15 +372,16 @@ def _user(function: Callable[[], object], now: dt.datetime) -> dt.datetime | Non
 def _weekday_indexes(days: str | Iterable[str]) -> tuple[int, ...]:
     names = _listed(days, str)
     if not names:
-        raise ValueError("Must specify at least one weekday, e.g. weekly(days=('monday',)).")
+        raise InvalidOptionError(
+            "Must specify at least one weekday, e.g. weekly(days=('monday',)).")
     indexes = set()
     for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"weekly() days must be weekday names, got {name!r}.")
+            raise OptionTypeError(f"weekly() days must be weekday names, got {name!r}.")
         # Trimmed as the original did: "  Monday  " read from a config file is Monday.
         index = _WEEKDAY_BY_PREFIX.get(name.strip()[:2].lower())
         if index is None:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"Invalid weekday {name!r}; expected one of {', '.join(_WEEKDAYS)} "
                 "(the first two letters are enough, in any case)."
             )
@@ -389,18 +392,18 @@ def _weekday_indexes(days: str | Iterable[str]) -> tuple[int, ...]:
 def _month_days(days: int | Iterable[int]) -> tuple[int, ...]:
     values = _listed(days, int)
     if not values:
-        raise ValueError("No valid dates found: monthly() needs at least one day, 1..31.")
+        raise InvalidOptionError("No valid dates found: monthly() needs at least one day, 1..31.")
     checked: list[int] = []
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"monthly() days must be integers 1..31, got {value!r}.")
+            raise OptionTypeError(f"monthly() days must be integers 1..31, got {value!r}.")
         checked.append(value)
     impossible = [day for day in checked if not 1 <= day <= 31]
     if impossible:
         # The original's words first when no day can ever occur: scripts match on them.
         start = (f"No valid dates found for days {tuple(checked)!r}: "
                  if len(impossible) == len(checked) else "")
-        raise ValueError(
+        raise InvalidOptionError(
             f"{start}monthly() days must be integers 1..31, got {impossible[0]!r}, which no "
             "month has. For the last day of every month use 31 (a month without it uses "
             "its last day)."

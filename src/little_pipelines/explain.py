@@ -4,6 +4,10 @@
 evidence a user can act on: a unified diff of the changed function or file, the
 old and new size, mtime and hash of an input, whether an upstream result
 actually changed, a source's old and new token, a param's old and new value.
+
+It works from what a planned run left (a `RunResult`) and the store's kept
+code texts; it runs nothing itself and knows nothing of the engine or the
+pipeline.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .report import STATUS_STYLE, Reason, fmt_time
+from .report import HTML_RENDERERS, Reason, Status, fmt_time
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
 
     from .freshness import State
-    from .pipeline import Pipeline
+    from .spec import RunResult
     from .store import Record, Store
 
 
@@ -45,10 +49,15 @@ class Explanation:
         head = f"{self.task}: {self.status}"
         return "\n".join([head, *("  " + str(f).replace("\n", "\n  ") for f in self.findings)])
 
+    def _repr_html_(self) -> str:
+        """The reasons and their evidence, for notebooks (see `notebook.explanation_html`)."""
+        return HTML_RENDERERS["explanation"](self)
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from rich.text import Text
 
-        symbol, style = STATUS_STYLE.get(self.status, ("?", ""))
+        look = Status.of(self.status)
+        symbol, style = (look.symbol, look.style) if look else ("?", "")
         yield Text.assemble((f"{symbol} {self.task}", "bold"), " ", (self.status, style))
         for f in self.findings:
             yield Text(f"  {f.reason}")
@@ -58,20 +67,15 @@ class Explanation:
                 yield Text(f"      {line}", style=line_style)
 
 
-def explain(pipeline: Pipeline, name: str) -> Explanation:
-    """Plan the task (with its upstream) and explain its decision."""
-    from .engine import Run
-
-    task = pipeline.get_task(name)
-    options = pipeline._options([task.name], False, None, None, None, True)
-    run = Run(pipeline, options)
-    report = run.execute()
-    outcome = report[task.name]
-    record = run.records.get(task.name)
-    state = run.states.get(task.name)
-    findings = [Finding(r, _evidence(r, record, state, run.store, run.digests))
+def explain(result: RunResult, name: str, store: Store) -> Explanation:
+    """Explain task `name`'s decision in a planned run's `result`, with the evidence
+    (old code texts are read from `store`)."""
+    outcome = result.report[name]
+    record = result.records.get(name)
+    state = result.states.get(name)
+    findings = [Finding(r, _evidence(r, record, state, store, result.digests))
                 for r in outcome.reasons]
-    return Explanation(task.name, outcome.status, findings)
+    return Explanation(name, outcome.status, findings)
 
 
 def _evidence(reason: Reason, record: Record | None, state: State | None, store: Store,
@@ -83,7 +87,7 @@ def _evidence(reason: Reason, record: Record | None, state: State | None, store:
         key = key or "version"
         old = record.get("code", {}).get(key)
         new = state.code.get(key)
-        old_text = store.text(old[2]) if old else ""
+        old_text = store.text(old[-1]) if old else ""
         new_text = state.code_text.get(key)
         if new_text is None and new is not None:
             new_text = _read(key)

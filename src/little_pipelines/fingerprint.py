@@ -1,5 +1,9 @@
 """Fingerprints: of code files, of input files, of values, and their combination.
 
+Value digests are canonical: equal values have equal digests in every process
+(see `value_digest`), which is what lets a rerun that returns an equal result
+stop the tasks below it (early cutoff).
+
 Everything hashed is tagged with its kind (`("file", path, digest)`, not a bare
 concatenation), so two different things can never collide by lining up.
 
@@ -15,11 +19,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import os
 import pickle
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import xxhash
 
@@ -34,8 +40,29 @@ from .errors import MissingInputError
 _HASH = xxhash.xxh3_128
 _GLOB_CHARS = frozenset("*?[")
 
-#: What the store keeps per input file: (size, mtime_ns, content digest).
-FileStamp = tuple[int, int, str]
+
+class FileStamp(NamedTuple):
+    """What the store keeps per input or code file. A plain tuple, so stamps written
+    before it was named (plain `(size, mtime_ns, digest)` tuples) compare equal."""
+
+    size: int
+    mtime_ns: int
+    digest: str
+
+
+class CodeStamp(NamedTuple):
+    """A code piece that is not a file: a function, class or constant (code="function"),
+    a notebook cell's function, or a task's `version`. Its digest is last, as in a
+    `FileStamp`, so `stamp[-1]` reads both; records written before it existed hold
+    `(0, 0, digest)` for these, which `stamp_digest` reads the same way."""
+
+    kind: str  # "function", "class", "value", "module", "package", "version", "code"
+    digest: str
+
+
+def stamp_digest(stamp: tuple[Any, ...]) -> str:
+    """The digest of any stamp: a FileStamp, a CodeStamp, or an old record's tuple."""
+    return str(stamp[-1])
 
 #: The digest recorded for an input that changed while its task ran: it matches
 #: no content, so the next run does the task again (see `changed_since`).
@@ -53,26 +80,191 @@ def digest_file(path: str) -> str:
         return hashlib.file_digest(f, _HASH).hexdigest()
 
 
-def value_digest(value: Any) -> str:
-    """The digest of a param value or source token, equal across processes.
+Digester = Callable[[Any], "bytes | str"]
+_DIGESTERS: dict[type, Digester] = {}
+_ATOMIC = (str, bytes, int, float, bool, type(None), complex)
 
-    Containers are made canonical first (dicts and sets sorted), because their
-    pickles depend on insertion order and, for sets of strings, on the
-    per-process hash seed. Anything else counts by its pickle; what cannot be
-    pickled raises, so it is never silently left out.
+
+def register_digest(cls: type, fn: Digester) -> None:
+    """Teach value digests a type: `fn(value)` returns bytes or a str that are equal
+    exactly when two values of `cls` are equal (and so interchangeable for the tasks
+    that read them). Used for results (early cutoff), params and code constants.
+
+    >>> lp.register_digest(Money, lambda m: f"{m.currency}:{m.cents}")
     """
-    return digest_bytes(pickle.dumps(_canonical(value), protocol=4))
+    if not isinstance(cls, type) or not callable(fn):
+        raise TypeError(
+            f"register_digest expects a type and a function of one value, received "
+            f"{cls!r} and {fn!r}. Call it as lp.register_digest(MyType, lambda v: bytes(...))."
+        )
+    _DIGESTERS[cls] = fn
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
-        return ("dict", tuple(sorted(items, key=repr)))
-    if isinstance(value, (set, frozenset)):
-        return ("set", tuple(sorted((_canonical(v) for v in value), key=repr)))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_canonical(v) for v in value))
-    return value
+def value_digest(value: Any, persistent_id: Callable[[Any], Any] | None = None) -> str:
+    """The canonical digest of a value: equal values give equal digests in any process.
+
+    Builtin containers are digested by their elements (sets and frozensets by their
+    elements' digests, sorted: their pickles depend on the per-process hash seed;
+    dicts by their items' digests, sorted, as `==` ignores their order: a dict built
+    from a set has a seed-dependent order too). numpy arrays and
+    pandas/polars frames count by their content, and types given to
+    `register_digest` by their function. Anything else counts by its pickle; what
+    cannot be pickled raises, so it is never silently left out.
+
+    `persistent_id` (code fingerprints) may take objects met while pickling by
+    reference instead, as `pickle.Pickler.persistent_id` does.
+    """
+    h = _HASH()
+    _feed(h, value, set(), persistent_id)
+    return h.hexdigest()
+
+
+def content_digest(value: Any) -> str | None:
+    """A result's digest for early cutoff, or None where its pickle's digest serves as
+    well (a plain object with no canonical form: digesting it again would only cost)."""
+    if type(value) in _ATOMIC or not (
+            isinstance(value, (dict, list, tuple, set, frozenset)) or _digester(value)):
+        return None
+    try:
+        return value_digest(value)
+    except Exception:
+        return None  # its pickle digest stands in, as before
+
+
+class _Pickler(pickle.Pickler):
+    def __init__(self, file: Any, pid: Callable[[Any], Any]) -> None:
+        super().__init__(file, protocol=4)
+        self._pid = pid
+
+    def persistent_id(self, obj: Any) -> Any:
+        return self._pid(obj)
+
+
+def _pickled(value: Any, pid: Callable[[Any], Any] | None) -> bytes:
+    if pid is None:
+        return pickle.dumps(value, protocol=4)
+    buf = io.BytesIO()
+    _Pickler(buf, pid).dump(value)
+    return buf.getvalue()
+
+
+def _feed(h: Any, value: Any, path: set[int], pid: Callable[[Any], Any] | None) -> None:
+    kind = type(value)
+    if kind in _ATOMIC:
+        data = value if kind is bytes else repr(value).encode("utf-8", "surrogatepass")
+        h.update(b"a%s %d:" % (kind.__name__.encode(), len(data)) + data)  # length: no overlap
+        return
+    if kind in (list, tuple, dict, set, frozenset):
+        if id(value) in path:
+            raise ValueError("a container that contains itself")
+        path.add(id(value))
+        h.update(b"(%s %d:" % (kind.__name__.encode(), len(value)))
+        if kind is dict and all(type(k) in _ATOMIC and type(v) in _ATOMIC
+                                for k, v in value.items()):  # fast path for flat data
+            h.update(repr(sorted((type(k).__name__, repr(k), repr(v)) for k, v in value.items())
+                          ).encode("utf-8", "surrogatepass"))
+        elif kind is dict:  # by its items, sorted: == ignores order, and so does the digest
+            for pair in sorted(value_digest(k, pid) + value_digest(v, pid)
+                               for k, v in value.items()):
+                h.update(pair.encode())
+        elif kind in (set, frozenset):
+            for digest in sorted(value_digest(v, pid) for v in value):
+                h.update(digest.encode())
+        elif all(type(v) in _ATOMIC for v in value):
+            # fast path for flat data; repr, not pickle: a pickle shares repeated objects
+            # by identity, so equal lists built differently would pickle differently
+            h.update(repr(value).encode("utf-8", "surrogatepass"))
+        else:
+            for v in value:
+                _feed(h, v, path, pid)
+        h.update(b")")
+        path.discard(id(value))
+        return
+    fn = _digester(value)
+    if fn is not None:
+        try:
+            out = fn(value)
+        except Exception:
+            if fn in _DIGESTERS.values():
+                raise  # the user's own: say so rather than guess
+            h.update(b"p" + _pickled(value, pid))  # a library changed its API: by pickle
+            return
+        data = out.encode("utf-8", "surrogatepass") if isinstance(out, str) else bytes(out)
+        name = f"{kind.__module__}.{kind.__qualname__}".encode()
+        h.update(b"t%s %d:" % (name, len(data)) + data)
+        return
+    h.update(b"p" + _pickled(value, pid))
+
+
+def _digester(value: Any) -> Digester | None:
+    """The content digest for the value's type: registered, or a known library's.
+
+    numpy, pandas and polars are looked up only when already imported: a value of
+    their types cannot exist otherwise, so they are never imported here.
+    """
+    for cls in type(value).__mro__:
+        if cls in _DIGESTERS:
+            return _DIGESTERS[cls]
+    top = type(value).__module__.partition(".")[0]
+    if top == "numpy" and "numpy" in sys.modules:
+        np = sys.modules["numpy"]
+        if isinstance(value, np.ndarray):
+            return _numpy_digest
+    if top == "pandas" and "pandas" in sys.modules:
+        pd = sys.modules["pandas"]
+        if isinstance(value, (pd.DataFrame, pd.Series, pd.Index)):
+            return _pandas_digest
+    if top == "polars" and "polars" in sys.modules:
+        pl = sys.modules["polars"]
+        if isinstance(value, (pl.DataFrame, pl.Series)):
+            return _polars_digest
+    return None
+
+
+def _numpy_digest(a: Any) -> bytes:
+    head = f"{a.dtype.str}{a.dtype.descr!r}{a.shape}".encode()
+    if a.dtype.hasobject:  # the bytes are pointers: digest the elements instead
+        return head + value_digest(a.tolist()).encode()
+    # A C-contiguous array is hashed in place: tobytes() would copy a 400 MB array
+    # (issue 14: storing a value must hold one copy). Same bytes, same digest.
+    data = a.data if a.flags.c_contiguous else a.tobytes(order="C")
+    return head + _HASH(data).digest()
+
+
+def _pandas_digest(obj: Any) -> bytes:
+    import pandas as pd  # already imported: `_digester` checked
+
+    h = _HASH()
+    hash_object = pd.util.hash_pandas_object
+
+    def index(ix: Any) -> None:
+        h.update(repr((list(ix.names), str(ix.dtype))).encode())  # RangeIndex == Index
+        h.update(hash_object(ix, index=False, categorize=False).to_numpy().tobytes())
+
+    if isinstance(obj, pd.Index):
+        index(obj)
+        return h.digest()
+    index(obj.index)
+    columns = [obj] if isinstance(obj, pd.Series) else [obj.iloc[:, i]
+                                                        for i in range(obj.shape[1])]
+    if isinstance(obj, pd.DataFrame):
+        index(obj.columns)
+    else:
+        h.update(repr(obj.name).encode())
+    for col in columns:
+        h.update(repr(col.dtype).encode())
+        h.update(hash_object(col, index=False, categorize=False).to_numpy().tobytes())
+    if obj.attrs:
+        h.update(value_digest(obj.attrs).encode())
+    return h.digest()
+
+
+def _polars_digest(obj: Any) -> bytes:
+    pl = sys.modules["polars"]
+    frame = obj.to_frame() if isinstance(obj, pl.Series) else obj
+    head = repr((type(obj).__name__, list(frame.schema.items()), frame.shape)).encode()
+    rows = frame.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes()
+    return head + _HASH(rows).digest()
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
@@ -150,6 +342,6 @@ class FileDigests:
                 stamp = known
                 break
         else:
-            stamp = (st.st_size, st.st_mtime_ns, digest_file(path))
+            stamp = FileStamp(st.st_size, st.st_mtime_ns, digest_file(path))
         self._stamps[path] = stamp
         return stamp

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import marshal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,18 +20,19 @@ from . import expire
 from .errors import FingerprintError
 from .fingerprint import (
     CHANGED_WHILE_RUNNING,
+    CodeStamp,
     FileDigests,
     FileStamp,
     changed_since,
     combine,
-    digest_bytes,
     short_repr,
+    stamp_digest,
     value_digest,
 )
 from .report import Reason, fmt_time
+from .taskcode import CodeIndex, code_state
 
 if TYPE_CHECKING:
-    from .codefp import CodeIndex
     from .store import Record
     from .task import Task
 
@@ -52,7 +52,7 @@ class State:
     apart from records, by digest).
     """
 
-    code: dict[str, FileStamp] = field(default_factory=dict)
+    code: dict[str, FileStamp | CodeStamp] = field(default_factory=dict)
     inputs: dict[str, FileStamp] = field(default_factory=dict)
     upstream: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
@@ -67,7 +67,7 @@ class State:
         # Read once the state is complete (to decide, then to record): hashed once.
         parts: list[Any] = [
             ("schema", SCHEMA),
-            ("code", tuple((key, s[2]) for key, s in sorted(self.code.items()))),
+            ("code", tuple((key, stamp_digest(s)) for key, s in sorted(self.code.items()))),
             ("inputs", tuple((path, s[2]) for path, s in sorted(self.inputs.items()))),
             ("upstream", tuple(sorted(self.upstream.items()))),
         ]
@@ -97,28 +97,8 @@ class Probe:
 
     def __init__(self) -> None:
         self.files = FileDigests()
-        self._code: CodeIndex | None = None
-        self._code_stamps: dict[Callable[..., Any], tuple[str, FileStamp]] = {}
+        self.code = CodeIndex(self.files)  # cheap until a task asks it for pieces
         self._tokens: dict[tuple[int, str], tuple[str, str]] = {}
-
-    def code_stamp(
-        self, fn: Callable[..., Any], old: Mapping[str, FileStamp]
-    ) -> tuple[str, FileStamp]:
-        """`code_stamp`, once per function per run: code already imported cannot change
-        under a run, so its file is stat'ed (or hashed) once, however many tasks share it."""
-        memo = self._code_stamps.get(fn)
-        if memo is None:
-            memo = self._code_stamps[fn] = code_stamp(fn, self.files, old)
-        return memo
-
-    @property
-    def code(self) -> CodeIndex:
-        """The parsed-code memo, made on first use: only code="function" needs it."""
-        if self._code is None:
-            from .codefp import CodeIndex
-
-            self._code = CodeIndex()
-        return self._code
 
     def token(self, task: Task, key: str, fn: Callable[[], Any]) -> tuple[str, str]:
         """(digest, text) of a source's token, taken once per run."""
@@ -140,29 +120,21 @@ def current_state(
     probe: Probe,
     input_paths: list[str],
     upstream: Mapping[str, str],
+    params: Mapping[str, Any],
 ) -> State:
-    """Take the task's state, re-reading only files whose stat changed since `record`."""
-    old_code: dict[str, FileStamp] = record.get("code", {}) if record else {}
+    """Take the task's state, re-reading only files whose stat changed since `record`.
+
+    `params` are the task's params as fixed for the run (see `spec.build_spec`).
+    """
+    old_code: dict[str, Any] = record.get("code", {}) if record else {}
     old_inputs: dict[str, FileStamp] = record.get("inputs", {}) if record else {}
     state = State(upstream=dict(upstream))
-    if task.version is not None:
-        state.code["version"] = (0, 0, digest_bytes(task.version.encode()))
-        state.code_text["version"] = task.version
-    elif code_mode(task) == "function":
-        for key, piece in probe.code.pieces(task.code_functions()).items():
-            state.code[key] = (0, 0, piece.digest)
-            state.code_text[key] = piece.source
-            if piece.note:
-                state.code_notes[key] = piece.note
-    else:
-        for fn in task.code_functions():
-            path, stamp = probe.code_stamp(fn, old_code)
-            state.code[path] = stamp
+    state.code, state.code_text, state.code_notes = code_state(task, probe.code, old_code)
     if task.hash_inputs:
         for path in input_paths:
             state.inputs[path] = probe.files.stamp(path, old_inputs.get(path))
     ignored = set(task.ignore_params or ())
-    for key, value in sorted(task.params.items()):
+    for key, value in sorted(params.items()):
         if key not in ignored:
             state.params[key] = _digest_of(task, "param", key, value)
             state.params_text[key] = short_repr(value)
@@ -171,35 +143,10 @@ def current_state(
     return state
 
 
-def code_stamp(
-    fn: Callable[..., Any], files: FileDigests, old: Mapping[str, FileStamp]
-) -> tuple[str, FileStamp]:
-    """The code part of a fingerprint: the whole defining file, as the original promised.
-
-    A function with no file on disk (defined in a REPL or by exec) counts by its
-    compiled code instead.
-    """
-    code = getattr(fn, "__code__", None)
-    path = getattr(code, "co_filename", None)
-    if path and not path.startswith("<"):
-        try:
-            return path, files.stamp(path, old.get(path))
-        except OSError:
-            pass
-    name = f"<code of {getattr(fn, '__qualname__', repr(fn))}>"
-    blob = marshal.dumps(code) if code is not None else repr(fn).encode()
-    return name, (0, 0, digest_bytes(blob))
-
-
-def code_mode(task: Task) -> str:
-    """The task's own `code=` choice, else its pipeline's, else "module"."""
-    return task.code or getattr(task.pipeline, "code", None) or "module"
-
-
-def check_params(task: Task) -> None:
+def check_params(task: Task, params: Mapping[str, Any]) -> None:
     """Raise FingerprintError if a param (not ignored) cannot be fingerprinted."""
     ignored = set(task.ignore_params or ())
-    for key, value in task.params.items():
+    for key, value in params.items():
         if key not in ignored:
             _digest_of(task, "param", key, value)
 
@@ -241,9 +188,10 @@ def reasons_to_run(
 
 
 def _code_changes(
-    old: Mapping[str, FileStamp], new: Mapping[str, FileStamp], notes: Mapping[str, str]
+    old: Mapping[str, Any], new: Mapping[str, Any], notes: Mapping[str, str]
 ) -> list[Reason]:
-    changed = [key for key, stamp in new.items() if key not in old or old[key][2] != stamp[2]]
+    changed = [key for key, stamp in new.items()
+               if key not in old or stamp_digest(old[key]) != stamp_digest(stamp)]
     changed += [key for key in old if key not in new]
     return [
         Reason("version_changed") if key == "version"
@@ -323,26 +271,11 @@ def inputs_after_run(state: State, log: Any) -> State:
     )
     inputs = dict(state.inputs)
     for path in changed:
-        inputs[path] = (-1, -1, CHANGED_WHILE_RUNNING)
+        inputs[path] = FileStamp(-1, -1, CHANGED_WHILE_RUNNING)
     return dataclasses.replace(state, inputs=inputs)
 
 
-def code_texts(state: State, seen: set[str]) -> dict[str, str]:
-    """The source each new code digest stands for (`seen` digests are skipped and grown),
-    kept apart from records so `explain` can diff later: many tasks share a module."""
-    texts = {}
-    for key, stamp in state.code.items():
-        digest = stamp[2]
-        if digest in seen:
-            continue
-        seen.add(digest)
-        text = state.code_text.get(key)
-        if text is None and stamp[1]:  # a module file (code="module"): its raw text
-            try:
-                with open(key, encoding="utf-8", errors="replace") as f:
-                    text = f.read()
-            except OSError:
-                continue
-        if text is not None:
-            texts[digest] = text
-    return texts
+def result_digest(record: Record) -> str | None:
+    """The digest a task's result counts by in its dependants' fingerprints: its content
+    digest (equal values, equal digests) where one was recorded, else its bytes' digest."""
+    return record.get("value_digest") or record.get("digest")

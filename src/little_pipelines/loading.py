@@ -13,36 +13,22 @@ importing machinery's frames cut off.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import os
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from .errors import LittlePipelinesError
+from .errors import LoadError, did_you_mean
 from .pipeline import Pipeline
-from .task import Task, find_tasks
+from .task import Task
 
 __all__ = ["LoadError", "load_pipeline"]
-
-
-class LoadError(LittlePipelinesError, ImportError):
-    """The PIPELINE argument names nothing that can be loaded.
-
-    `details` is the traceback of the user's code when importing it failed, else "".
-    """
-
-    def __init__(self, message: str, details: str = "") -> None:
-        super().__init__(message)
-        self.details = details
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def load_pipeline(spec: str, name: str | None = None) -> Pipeline:
@@ -91,6 +77,9 @@ def _import_path(spec: str) -> ModuleType:
         hint = " (it is a folder)" if path.is_dir() else ""
         raise LoadError(f"No such file: {spec!r}{hint}. Give the path of a Python file that "
                         f"defines a pipeline, e.g. lpipe run examples/quickstart.py.")
+    package = _package_name(path)
+    if package is not None:
+        return _import_in_package(spec, path, package)
     folder = str(path.parent)
     if folder not in sys.path:  # as `python etl.py` does: its neighbours are importable
         sys.path.insert(0, folder)
@@ -108,6 +97,45 @@ def _import_path(spec: str) -> ModuleType:
     except BaseException as e:
         sys.modules.pop(name, None)
         raise _import_failed(spec, e) from None
+    return module
+
+
+def _package_name(path: Path) -> tuple[str, Path] | None:
+    """(dotted module name, folder above the top package) for a file inside a package.
+
+    Walks up while the folder holds an `__init__.py`, as pytest does, so that
+    `lpipe run mypipe/tasks.py` imports `mypipe.tasks`: the name `python run.py`
+    and `lpipe run mypipe.tasks:pipeline` give it, so relative imports work and
+    all three share one cache (a task's code is known by its module's name).
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None
+    return ".".join(parts), folder
+
+
+def _import_in_package(spec: str, path: Path, package: tuple[str, Path]) -> ModuleType:
+    name, root = package
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        module = importlib.import_module(name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        raise _import_failed(spec, e, hint=f" It was imported as {name!r} (from {str(root)!r}); "
+                             f"you can also give it as {name}:ATTRIBUTE.") from None
+    found = Path(os.path.abspath(getattr(module, "__file__", "") or ""))
+    if found != path:
+        raise LoadError(
+            f"{spec!r} is module {name!r} of a package, but importing {name!r} gives "
+            f"{str(found)!r} (another copy earlier on sys.path). Run lpipe from "
+            f"{str(root)!r}, or give it as {name}:ATTRIBUTE."
+        )
     return module
 
 
@@ -137,14 +165,17 @@ def _import_module(name: str) -> ModuleType:
         raise _import_failed(name, e) from None
 
 
-def _import_failed(what: str, error: BaseException) -> LoadError:
+def _import_failed(what: str, error: BaseException, hint: str = "") -> LoadError:
     if isinstance(error, SystemExit):
         return LoadError(f"{what} called sys.exit({error.code!r}) while being imported; "
                          f"keep command-line handling under `if __name__ == '__main__':`.")
-    return LoadError(
-        f"{what} failed to import: {type(error).__name__}: {error}",
-        details=_user_traceback(error),
-    )
+    if not hint and isinstance(error, ImportError) and what.endswith(".py"):
+        hint = (" If the file belongs to a package, give it as module:attribute from the "
+                "folder above the package (e.g. lpipe run mypackage.tasks:pipeline).")
+    text = f"{what} failed to import: {type(error).__name__}: {error}"
+    if hint:
+        text = (text if text.endswith(".") else text + ".") + hint
+    return LoadError(text, details=_user_traceback(error))
 
 
 def _user_traceback(error: BaseException) -> str:
@@ -165,8 +196,7 @@ def _from_attribute(module: ModuleType, attr: str, spec: str) -> Pipeline:
     for part in attr.split("."):
         if not hasattr(value, part):
             candidates = [n for n in dir(value) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, candidates, n=3, cutoff=0.6)
-            hint = ("Did you mean " + " or ".join(map(repr, close)) + "?") if close else (
+            hint = did_you_mean(part, candidates, listing=False) or (
                 "Pipelines there: " + (", ".join(_pipeline_vars(module)) or "none") + ".")
             raise LoadError(f"{spec!r}: {module.__name__!r} has no attribute {part!r}. {hint}")
         value = getattr(value, part)
@@ -196,8 +226,7 @@ def _from_namespace(module: ModuleType, spec: str, name: str | None) -> Pipeline
             if name in (var, p.name):
                 return p
         known = sorted({p.name for p in found.values()} | set(found))
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-        hint = ("Did you mean " + " or ".join(map(repr, close)) + "?") if close else ""
+        hint = did_you_mean(name, known, listing=False)
         raise LoadError(f"{spec!r} defines no pipeline named {name!r}. {hint} Pipelines "
                         f"there: {_listing(found)}.".replace(".  ", ". "))
     pipelines = list({id(p): p for p in found.values()}.values())
@@ -230,8 +259,8 @@ def _gather_module(module: ModuleType, spec: str, name: str) -> Pipeline:
     owners = {id(t.pipeline): t.pipeline for t in ordered if t.pipeline is not None}
     if len(owners) == 1 and all(t.pipeline is not None for t in ordered):
         only = next(iter(owners.values()))
-        assert only is not None
-        return only  # the tasks' own pipeline, made out of sight (inside a function)
+        if isinstance(only, Pipeline):
+            return only  # the tasks' own pipeline, made out of sight (inside a function)
     return _gather(ordered, name, spec)
 
 
@@ -242,6 +271,17 @@ def _gather(tasks: list[Task], name: str, spec: str) -> Pipeline:
             f"pipeline = lp.Pipeline('etl'), and add tasks to it."
         )
     return Pipeline(name).add(*tasks)
+
+
+def find_tasks(namespace: Mapping[str, Any], nested: bool = True) -> set[Task]:
+    """The Tasks among a namespace's values (e.g. `globals()`), one level into modules."""
+    found: set[Task] = set()
+    for value in list(namespace.values()):
+        if isinstance(value, Task):
+            found.add(value)
+        elif nested and isinstance(value, ModuleType):
+            found.update(v for v in vars(value).values() if isinstance(v, Task))
+    return found
 
 
 def _safe_name(name: str) -> str:

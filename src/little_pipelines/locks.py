@@ -1,101 +1,205 @@
-"""Per-task locks across processes, so two runs of one pipeline never run a task twice.
+"""Per-task locks across runs, so two runs of one pipeline never run a task twice.
 
-All tasks share one lock file, `<store folder>/tasks.lock`; each task locks its
-own 8-byte slot in it with a POSIX record lock (`lockf`), at an offset derived
-from its name, and writes its PID into the slot so a waiting run can say whom it
-waits for. The kernel releases record locks when their process dies (SIGKILL
-included), so a lock left by a killed run is taken over at once; a lock kept in
-the cache itself (diskcache.Lock) was rejected for exactly that reason. One file
-for all tasks, rather than a file per task, keeps locking to two syscalls a task
-(creating a file per task cost ~70 µs here).
+All tasks share one lock file, `<store folder>/tasks.lock`; each task locks one
+byte of it with a POSIX record lock (`lockf`), at an offset made of 62 bits of
+its name's digest. The kernel releases record locks when their process dies
+(SIGKILL included), so a lock left by a killed run is taken over at once; a lock
+kept in the cache itself (diskcache.Lock) was rejected for exactly that reason.
+One file for all tasks, rather than a file per task, keeps locking to two
+syscalls a task (creating a file per task cost ~70 µs here). The holder's PID is
+asked of the kernel (F_GETLK), never written, so it is never stale.
 
-Record locks belong to the process: forked workers do not inherit them, and
-threads of one run share them, which is why only the driver takes them.
-Two names landing on one slot (about one pair in 16 million) only make one run
-wait for the other's task. On systems without `fcntl` (Windows) tasks are not
-locked across processes.
+Two things made the old scheme (8-byte slots at 24 bits of the digest) run a
+task twice, and both are closed here:
+
+* Record locks belong to the process, and ranges a process locks merge: when a
+  run held two names sharing a slot and released one, the other was released
+  too while it still ran. Each process now keeps a table of what it holds, by
+  exact name, and unlocks a byte only when no name of its own still uses it.
+  Two names sharing a byte can then only make another run wait, never run
+  twice; with 62 bits that is about one pair in 10^10 for 20,000 names.
+* Two runs on threads of one process share the process's record locks: both
+  took the same task. The same table now refuses a name another run of this
+  process holds, and a waiting run polls instead of blocking in the kernel
+  (which, with two runs waiting in opposite orders, raised EDEADLK).
+
+Forked workers do not inherit record locks, which is why only the driver takes
+them. A file system without record locks (some network mounts: ENOLCK) is
+detected once, with a warning: runs there are protected from each other only
+within one process. Without `fcntl` (Windows) the same holds.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import struct
+import sys
+import threading
+import time
 from pathlib import Path
+
+from .log import lib_logger
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-_SLOTS = 1 << 24
-_SLOT = 8  # bytes: the holder's PID, as text
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+# This process's holdings, shared by every run in it: (lock file, name) -> the
+# TaskLocks holding it, and (lock file, offset) -> how many held names use that byte.
+_table_lock = threading.Lock()
+_names: dict[tuple[str, str], TaskLocks] = {}
+_bytes: dict[tuple[str, int], int] = {}
+_unlockable: set[str] = set()  # lock files on file systems without record locks (warned once)
 
 
 class Held:
     """A held task lock; `release()` it when the task's result is stored."""
 
-    def __init__(self, locks: TaskLocks | None, offset: int) -> None:
+    def __init__(self, locks: TaskLocks | None, name: str) -> None:
         self._locks = locks
-        self._offset = offset
+        self._name = name
 
     def release(self) -> None:
         if self._locks is not None:
-            self._locks._unlock(self._offset)
+            self._locks._release(self._name)
             self._locks = None
 
 
 class TaskLocks:
-    """The task locks of one pipeline's store."""
+    """The task locks of one pipeline's store, as one run uses them."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "tasks.lock"
-        self._fd: int | None = None
+        self._key = os.path.abspath(self.path)
+        self._open = False
 
     def try_acquire(self, task: str) -> Held | None:
-        """Take the task's lock if it is free; None if another process holds it."""
-        if fcntl is None:
-            return Held(None, 0)
+        """Take the task's lock if it is free; None if another run (here or elsewhere) holds it."""
         offset = _offset(task)
-        try:
-            fcntl.lockf(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB, _SLOT, offset)
-        except OSError:  # EAGAIN / EACCES: held by another process
-            return None
-        return self._took(offset)
+        with _table_lock:
+            if (self._key, task) in _names:
+                return None  # another run of this process holds it
+            uses = _bytes.get((self._key, offset), 0)
+            if uses == 0 and not self._lock(offset):
+                return None
+            _bytes[(self._key, offset)] = uses + 1
+            _names[(self._key, task)] = self
+        return Held(self, task)
 
-    def wait(self, task: str) -> Held:
-        """Block until the task's lock is free, then take it."""
-        if fcntl is None:
-            return Held(None, 0)
-        offset = _offset(task)
-        fcntl.lockf(self._file(), fcntl.LOCK_EX, _SLOT, offset)
-        return self._took(offset)
+    def wait(self, task: str, poll: float = 0.05) -> Held:
+        """Take the task's lock, polling until it is free.
+
+        Polling, not a blocking lockf: a run that blocks in the kernel while it
+        holds other tasks' locks deadlocks with a run waiting in the opposite
+        order. A run holding locks should poll with `try_acquire` and keep
+        finishing what it holds, as the engine does.
+        """
+        while True:
+            held = self.try_acquire(task)
+            if held is not None:
+                return held
+            time.sleep(poll)
 
     def holder(self, task: str) -> int | None:
-        """The PID written by the process holding (or last holding) the task's lock."""
-        text = os.pread(self._file(), _SLOT, _offset(task)).strip(b"\0 ")
-        return int(text) if text.isdigit() else None
+        """The PID of the process holding the task's lock, if any (this one's included)."""
+        with _table_lock:
+            if (self._key, task) in _names:
+                return os.getpid()
+            if fcntl is None or self._key in _unlockable:
+                return None
+            fd = self._file()
+        return _lock_owner(fd, _offset(task))
 
     def close(self) -> None:
-        """Close the lock file (which releases every lock this process holds in it)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Release what this run still holds; the last run of this process using the lock
+        file closes it (each run opening it anew would leak a descriptor per run)."""
+        with _table_lock:
+            for key, owner in list(_names.items()):
+                if owner is self:
+                    self._drop(key[1])
+            if self._open:
+                self._open = False
+                entry = _files[self._key]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    # Closing a descriptor drops every record lock of this process on
+                    # the file, so only once no run here uses it (and holds nothing).
+                    os.close(entry[0])
+                    del _files[self._key]
 
-    def _took(self, offset: int) -> Held:
-        os.pwrite(self._file(), str(os.getpid()).encode().rjust(_SLOT), offset)
-        return Held(self, offset)
+    def _lock(self, offset: int) -> bool:
+        """Take the byte's record lock without waiting; caller holds _table_lock."""
+        if fcntl is None or self._key in _unlockable:
+            return True
+        try:
+            fcntl.lockf(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError as e:
+            if e.errno not in _NO_LOCKS:
+                return False  # EAGAIN / EACCES: held by another process
+            _unlockable.add(self._key)
+            lib_logger.warning(
+                "The file system of {} does not support file locks ({}): concurrent runs "
+                "of this pipeline from different processes are not kept from running the "
+                "same task there. Keep the store on a local disk (cache_dir= or "
+                "LITTLE_PIPELINES_HOME) to have them protected.", self.path, e)
+        return True
 
-    def _unlock(self, offset: int) -> None:
-        if self._fd is not None and fcntl is not None:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, _SLOT, offset)
+    def _release(self, task: str) -> None:
+        with _table_lock:
+            if _names.get((self._key, task)) is self:
+                self._drop(task)
+
+    def _drop(self, task: str) -> None:
+        """Forget a held name; unlock its byte when no held name uses it. Holds _table_lock."""
+        del _names[(self._key, task)]
+        offset = _offset(task)
+        uses = _bytes.pop((self._key, offset), 1) - 1
+        if uses > 0:
+            _bytes[(self._key, offset)] = uses
+        elif fcntl is not None and self._key not in _unlockable and self._key in _files:
+            fcntl.lockf(_files[self._key][0], fcntl.LOCK_UN, 1, offset)
 
     def _file(self) -> int:
-        if self._fd is None:
-            # A sparse file: only the slots in use take space.
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        return self._fd
+        """The process's one descriptor of the lock file; caller holds _table_lock."""
+        entry = _files.get(self._key)
+        if entry is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            entry = _files[self._key] = [fd, 0]
+        if not self._open:
+            self._open = True
+            entry[1] += 1
+        return entry[0]
+
+
+#: lock file -> [its one descriptor in this process, how many runs use it]
+_files: dict[str, list[int]] = {}
 
 
 def _offset(task: str) -> int:
     digest = hashlib.blake2b(task.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") % _SLOTS) * _SLOT
+    return int.from_bytes(digest, "big") >> 2  # 62 bits: a valid off_t, far from its end
+
+
+# struct flock: Linux (short type, whence; off_t start, len; pid_t pid), BSD/macOS
+# (off_t start, len; pid_t pid; short type, whence).
+_FLOCK = "qqihh" if sys.platform == "darwin" or "bsd" in sys.platform else "hhqqi"
+
+
+def _lock_owner(fd: int, offset: int) -> int | None:
+    """The PID of another process holding the byte at `offset`, asked of the kernel."""
+    assert fcntl is not None
+    if _FLOCK == "hhqqi":
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+    else:
+        query = struct.pack(_FLOCK, offset, 1, 0, fcntl.F_WRLCK, os.SEEK_SET)
+    try:
+        answer = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    except OSError:
+        return None
+    kind, pid = (answer[0], answer[4]) if _FLOCK == "hhqqi" else (answer[3], answer[2])
+    return int(pid) if kind != fcntl.F_UNLCK and pid > 0 else None

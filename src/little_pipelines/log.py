@@ -1,34 +1,45 @@
 """Loguru glue: the PERF level, per-task log files, and the console.
 
 * Every record the library or a task emits carries `extra["lp_scope"]` (the task
-  or pipeline name), so hosts can filter it, and `logger.disable("little_pipelines")`
-  silences the library's own records as loguru documents.
-* Log files go through ONE sink. A task's own records (`this.logger`) and its
+  or pipeline name), so hosts can filter it.
+* The library's sinks (the task files, its console line, a worker's capture)
+  live on a loguru core of their own, so the host's handlers are never touched:
+  loguru's default handler (id 0) stays where it is and `logger.remove(0)`
+  keeps working. Each record goes to that core (the files want everything,
+  DEBUG and PERF included) and, when it is at or above the level set by
+  `set_log_level`, to the host's handlers too — unless loguru is still as it
+  came (its default handler alone): then the library's own console prints it,
+  in the library's format, and handler 0 does not (it would print it twice).
+  Routing at the source is the only way a level reaches handlers we did not
+  add; adding a filter to the host's handlers was rejected (they are not ours).
+* Log files go through ONE sink (`logfiles.TaskFiles`). A task's own records (`this.logger`) and its
   failures go to `<log dir>/<task>.log`; the run's story — each task's status
   line, every PERF timing, the summary — goes to `<log dir>/_pipeline.log`.
   A `logger.add` per task was rejected: it costs ~14 ms a call and makes every
   record pass every sink's filter, which turns a 1,000-task run quadratic.
-  Timings in each task's file were rejected too: creating a file per task on a
-  first run cost 70-240 us a task here, more than everything else a task costs.
-* The console: a script that configured no logging still has loguru's default
-  stderr handler (id 0). It would print our lines a second time, so we replace
-  it once with two handlers: ours for the library's records (level and format
-  set by `set_log_level` / `set_log_format`) and a stand-in with loguru's
-  defaults for everything else. A handler the host added is never removed; if
-  the host removed handler 0 itself, we add no console until asked to.
+* A log folder that cannot be used (not writable, another user's, a symlinked
+  file) costs one warning: the records of that folder then reach the console
+  and the host's handlers only, never a traceback per record.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
+
+from .errors import InvalidOptionError, OptionTypeError
+
+# RUN_LOG and safe_filename are re-exported: tasks and renderers name files with them.
+from .logfiles import RUN_LOG as RUN_LOG
+from .logfiles import TaskFiles
+from .logfiles import safe_filename as safe_filename
 
 PERF = "PERF"
 _PERF_NO = 15  # between DEBUG (10) and INFO (20): in the log files, off the console by default
@@ -37,142 +48,209 @@ DEFAULT_FORMAT = (
     "<green>{time:HH:mm:ss}</green> | <level>{level: <7}</level> | "
     "<cyan>{extra[lp_scope]}</cyan> | {message}"
 )
-_FILE_FORMAT = (
-    "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[lp_scope]} | {message}\n{exception}"
-)
-RUN_LOG = "_pipeline.log"  # the run's log, beside the tasks' own files
-_ROTATE_BYTES = 10 * 2**20  # rotate a task's log past 10 MiB ...
-_KEEP_ROTATED = 3  # ... and keep three old ones (<task>.log.1 .. .3)
+# No "\n{exception}" here: loguru appends it to every string format itself, and
+# writing it twice put a blank line after each record.
+_FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {extra[lp_scope]} | {message}"
 
 
-def _register_perf_level() -> None:
+def _register_perf_level(target: Any) -> None:
     try:
-        logger.level(PERF)
+        target.level(PERF)
     except ValueError:
-        logger.level(PERF, no=_PERF_NO, color="<blue>", icon="⏱")
+        target.level(PERF, no=_PERF_NO, color="<blue>", icon="⏱")
 
 
-_register_perf_level()
+def _new_core() -> Any:
+    """A loguru logger with a core (handlers, levels) of its own, as loguru builds its own.
 
-#: The library's own records that belong to no task or run (a damaged store, say).
-lib_logger = logger.bind(lp_scope="little_pipelines")
-
-
-def task_logger(task: str, log_dir: Path | None) -> Any:
-    """A loguru logger bound to a task: its records also go to `<log_dir>/<task>.log`
-    (its PERF timings to the run's log, `<log_dir>/_pipeline.log`)."""
-    ensure_file_sink()
-    return logger.bind(lp_scope=task, lp_task=task, lp_log_dir=str(log_dir) if log_dir else None)
-
-
-class _TaskFiles:
-    """One loguru sink that appends each task record to that task's own file.
-
-    Each record is one `os.write` on a descriptor opened with O_APPEND and closed
-    at once: ~2.5 us here, no buffer to lose in a crash, no limit on open files,
-    and writes from forked workers or a second run never interleave mid-line. An
-    LRU of open Python file objects was rejected: with more tasks than slots it
-    reopened a file per record anyway, and each open of a buffered file cost ~10x more.
+    loguru has no public constructor for one (its documented recipe deep-copies
+    the global logger, which fails once the host added a stream handler); if its
+    internals ever move, the library falls back to the global logger alone.
     """
+    try:
+        from loguru._logger import Core, Logger
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._made: set[str] = set()
-
-    def __call__(self, message: Any) -> None:
-        extra = message.record["extra"]
-        folder = extra.get("lp_log_dir")
-        if not folder:
-            return
-        if extra.get("lp_run_log") or message.record["level"].no == _PERF_NO:
-            path = os.path.join(folder, RUN_LOG)
-        else:
-            path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
-        data = str(message).encode("utf-8", "replace")
-        with self._lock:
-            if folder not in self._made:
-                os.makedirs(folder, mode=0o700, exist_ok=True)
-                self._made.add(folder)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-            try:
-                fd = os.open(path, flags, 0o600)
-            except FileNotFoundError:  # the folder was removed while we ran: make it again
-                os.makedirs(folder, mode=0o700, exist_ok=True)
-                fd = os.open(path, flags, 0o600)
-            try:
-                os.write(fd, data)
-                size = os.fstat(fd).st_size
-            finally:
-                os.close(fd)
-            if size > _ROTATE_BYTES:
-                _rotate(path)
-
-    def close_all(self) -> None:
-        """Forget which folders exist (files are never held open between records)."""
-        with self._lock:
-            self._made.clear()
+        return Logger(core=Core(), exception=None, depth=0, record=False, lazy=False,
+                      colors=False, raw=False, capture=True, patchers=[], extra={})
+    except Exception:  # pragma: no cover - a loguru without these internals
+        return logger
 
 
-def _rotate(path: str) -> None:
-    for i in range(_KEEP_ROTATED, 0, -1):
-        src = path if i == 1 else f"{path}.{i - 1}"
-        if os.path.exists(src):
-            os.replace(src, f"{path}.{i}")
+_register_perf_level(logger)
+_own = _new_core()
+_register_perf_level(_own)
+_local = threading.local()  # .records: a worker capturing this thread's records
 
-
-@functools.lru_cache(maxsize=4096)
-def safe_filename(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_. " else "_" for c in name) or "_"
-
-
-_task_files = _TaskFiles()
 _state: dict[str, Any] = {
     "file_sink": None,
     "console": None,
+    "capture": None,
     "level": "INFO",
     "level_no": 20,
     "format": DEFAULT_FORMAT,
-    "checked_default": False,
+    "hide_story": False,
 }
 _state_lock = threading.Lock()
 
 
+def _hosts_handlers() -> Any:
+    # loguru offers no public way to list handlers; read it, and if it moved,
+    # behave as for a host that configured loguru (records go to its handlers).
+    return getattr(getattr(logger, "_core", None), "handlers", None)
+
+
+def library_console() -> bool:
+    """True while loguru is untouched (its default handler alone): the library then
+    prints its own lines; else they go to the host's handlers."""
+    handlers = _hosts_handlers()
+    return handlers is not None and len(handlers) == 1 and 0 in handlers and _own is not logger
+
+
+def _capturing() -> bool:
+    return getattr(_local, "records", None) is not None
+
+
+class LpLogger:
+    """loguru's logger API for the library's and tasks' records, routed as the module says.
+
+    `bind`, `patch` and `opt` chain as in loguru; anything else (`level`, `catch`,
+    `add`, ...) is the global logger's.
+    """
+
+    __slots__ = ("_always", "_file_only", "_opts", "_own", "_world")
+
+    def __init__(self, world: Any, own: Any, opts: dict[str, Any] | None = None,
+                 file_only: bool = False, always: bool = False) -> None:
+        self._world = world
+        self._own = own
+        self._opts = opts or {}
+        self._file_only = file_only  # bound lp_file_only: the task's file alone
+        self._always = always  # bound lp_console: shown whatever the level
+
+    def bind(self, **extra: Any) -> LpLogger:
+        return LpLogger(self._world.bind(**extra), self._own.bind(**extra), self._opts,
+                        self._file_only or bool(extra.get("lp_file_only")),
+                        self._always or bool(extra.get("lp_console")))
+
+    def patch(self, patcher: Callable[[Any], None]) -> LpLogger:
+        return LpLogger(self._world.patch(patcher), self._own.patch(patcher), self._opts,
+                        self._file_only, self._always)
+
+    def opt(self, **options: Any) -> LpLogger:
+        return LpLogger(self._world, self._own, options, self._file_only, self._always)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy/pickle probing a half-built object: no recursion
+            raise AttributeError(name)
+        return getattr(self._world, name)
+
+    def trace(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("TRACE", 5, message, args, kwargs)
+
+    def debug(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("DEBUG", 10, message, args, kwargs)
+
+    def info(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("INFO", 20, message, args, kwargs)
+
+    def success(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("SUCCESS", 25, message, args, kwargs)
+
+    def warning(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("WARNING", 30, message, args, kwargs)
+
+    def error(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("ERROR", 40, message, args, kwargs)
+
+    def critical(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("CRITICAL", 50, message, args, kwargs)
+
+    def exception(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        self._emit("ERROR", 40, message, args, kwargs, exception=True)
+
+    def log(self, level: str | int, message: Any, *args: Any, **kwargs: Any) -> None:
+        no = level if isinstance(level, int) else self._world.level(level).no
+        self._emit(level, no, message, args, kwargs)
+
+    def _emit(self, level: str | int, no: int, message: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any], exception: bool = False) -> None:
+        opts = dict(self._opts)
+        if exception:
+            opts["exception"] = True
+        opts["depth"] = opts.get("depth", 0) + 2  # the caller of info(), not this module
+        if _own is logger:  # pragma: no cover - no core of our own: as loguru alone does
+            self._world.opt(**opts).log(level, message, *args, **kwargs)
+            return
+        if _state["console"] is None:  # a warning before any run (a damaged store) shows too
+            ensure_console()
+        self._own.opt(**opts).log(level, message, *args, **kwargs)
+        if ((no >= _state["level_no"] or self._always) and not self._file_only
+                and not _capturing() and not library_console()):
+            self._world.opt(**opts).log(level, message, *args, **kwargs)
+
+
+def _bound(**extra: Any) -> LpLogger:
+    return LpLogger(logger.bind(**extra), _own.bind(**extra))
+
+
+#: The library's own records that belong to no task or run (a damaged store, say).
+lib_logger = _bound(lp_scope="little_pipelines")
+
+
+def task_logger(task: str, log_dir: Path | None) -> LpLogger:
+    """A logger bound to a task: its records also go to `<log_dir>/<task>.log`
+    (its PERF timings to the run's log, `<log_dir>/_pipeline.log`)."""
+    ensure_file_sink()
+    return _bound(lp_scope=task, lp_task=task, lp_log_dir=str(log_dir) if log_dir else None)
+
+
+def run_logger(scope: str, log_dir: Path | None) -> LpLogger:
+    """A logger for the run's story: the console, the host's handlers and `_pipeline.log`."""
+    ensure_file_sink()
+    return _bound(lp_scope=scope, lp_task=scope, lp_run_log=True, lp_story=True,
+                  lp_log_dir=str(log_dir) if log_dir else None)
+
+
+_task_files = TaskFiles(lambda folder, problem: lib_logger.warning(
+    "Log files in {} cannot be written ({}: {}); this process logs to the console only "
+    "from now on. Give the pipeline a log_dir= you own, or fix the folder.",
+    folder, type(problem).__name__, problem))
+
+
 def ensure_file_sink() -> None:
-    """Add the per-task file sink once per process."""
+    """Add the per-task file sink once per process (on the library's own core)."""
     if _state["file_sink"] is None:
         with _state_lock:
             if _state["file_sink"] is None:
-                _state["file_sink"] = logger.add(
+                _state["file_sink"] = _own.add(
                     _task_files,
                     level="DEBUG",
                     format=_FILE_FORMAT,
-                    filter=lambda r: r["extra"].get("lp_log_dir") is not None,
+                    filter=_for_files,
                     catch=True,
                 )
 
 
-def run_logger(scope: str, log_dir: Path | None) -> Any:
-    """A logger for the run's story: the console, the host's handlers and `_pipeline.log`."""
-    ensure_file_sink()
-    return logger.bind(lp_scope=scope, lp_task=scope, lp_run_log=True,
-                       lp_log_dir=str(log_dir) if log_dir else None)
+def _for_files(record: Any) -> bool:
+    return record["extra"].get("lp_log_dir") is not None and not _capturing()
 
 
 def close_task_files() -> None:
     _task_files.close_all()
 
 
-def _is_lp(record: Any) -> bool:
+# -- the console ---------------------------------------------------------------------------
+def _for_console(record: Any) -> bool:
     extra = record["extra"]
     return (
         "lp_scope" in extra
+        # lp_console: a line the user must see at any level ("waiting for task X")
+        and (record["level"].no >= _state["level_no"] or bool(extra.get("lp_console")))
         and not extra.get("lp_file_only")
-        and record["level"].no >= _state["level_no"]
+        and not (_state["hide_story"] and extra.get("lp_story"))
+        and not _capturing()
+        and library_console()
     )
-
-
-def _not_lp(record: Any) -> bool:
-    return "lp_scope" not in record["extra"]
 
 
 def _write_stderr(message: Any) -> None:
@@ -181,34 +259,22 @@ def _write_stderr(message: Any) -> None:
 
 
 def ensure_console() -> None:
-    """Install our console once, replacing loguru's untouched default handler if present."""
-    if _state["checked_default"]:
-        return
-    with _state_lock:
-        if _state["checked_default"]:
-            return
-        _state["checked_default"] = True
-        try:
-            logger.remove(0)  # loguru's own default handler, not one the host added
-        except ValueError:
-            return  # the host configured logging itself: leave the console to it
-        logger.add(_write_stderr, level="DEBUG", filter=_not_lp, colorize=_isatty())
-        _install_console()
-
-
-def _install_console() -> None:
-    # Added once; its level and format are read from _state at each record, so
-    # set_log_level / set_log_format change them without a new handler (each
-    # logger.add costs ~6 ms, most of it loguru working out library paths).
-    if _state["console"] is None:
-        _state["console"] = logger.add(
-            _write_stderr,
-            level=0,
-            # a callable format: no traceback on the console (it is in the task's file)
-            format=lambda _record: _state["format"] + "\n",
-            filter=_is_lp,
-            colorize=_isatty(),
-        )
+    """Add the library's console once (on its own core; it prints only while loguru is
+    untouched, see `library_console`). Never removes or adds a handler of the host's."""
+    if _state["console"] is None and _own is not logger:
+        with _state_lock:
+            if _state["console"] is None:
+                # Its level and format are read from _state at each record, so
+                # set_log_level / set_log_format change them without a new handler
+                # (each add costs ~6 ms, most of it loguru working out library paths).
+                _state["console"] = _own.add(
+                    _write_stderr,
+                    level=0,
+                    # a callable format: no traceback on the console (it is in the task's file)
+                    format=lambda _record: _state["format"] + "\n",
+                    filter=_for_console,
+                    colorize=_isatty(),
+                )
 
 
 def _isatty() -> bool:
@@ -219,7 +285,8 @@ def _isatty() -> bool:
 
 
 def set_log_level(level: str | int) -> None:
-    """Set the console's level for the library's and tasks' records (e.g. "ERROR").
+    """Set the level of the library's and tasks' records on the console and on the host's
+    handlers (e.g. "ERROR"); the log files keep every record.
 
     A bad level raises ValueError and leaves logging as it was.
     """
@@ -227,34 +294,123 @@ def set_log_level(level: str | int) -> None:
         try:
             logger.level(level.upper())
         except ValueError:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"Unknown log level {level!r}; expected one of TRACE, DEBUG, PERF, INFO, "
                 f"SUCCESS, WARNING, ERROR, CRITICAL, or a number."
             ) from None
         level = level.upper()
     elif not isinstance(level, int) or isinstance(level, bool) or level < 0:
-        raise ValueError(f"Log level must be a level name or a number >= 0, got {level!r}.")
+        raise InvalidOptionError(f"Log level must be a level name or a number >= 0, got {level!r}.")
     ensure_console()
     with _state_lock:
         _state["level"] = level
         _state["level_no"] = level if isinstance(level, int) else logger.level(level).no
-        _install_console()
 
 
 def set_log_format(fmt: str | None = None) -> None:
-    """Set the console's line format (loguru format syntax); None restores the default."""
+    """Set the console's line format (loguru format syntax); None restores the default.
+
+    The format is tried on a record like the library's before it is taken: a
+    broken one, or one naming an `{extra[...]}` key the library's records do not
+    carry, raises ValueError and leaves the console as it was.
+    """
     if fmt is not None and not isinstance(fmt, str):
-        raise TypeError(f"Log format must be a loguru format string, got {fmt!r}.")
+        raise OptionTypeError(f"Log format must be a loguru format string, got {fmt!r}.")
     fmt = DEFAULT_FORMAT if fmt is None else fmt
-    try:  # reject a broken format now, not at the first log call
-        probe = logger.add(lambda _m: None, format=fmt, level="CRITICAL", colorize=True)
-    except ValueError as e:
-        raise ValueError(f"Invalid log format {fmt!r}: {e}") from None
-    logger.remove(probe)
+    _try_format(fmt)
     ensure_console()
     with _state_lock:
         _state["format"] = fmt
-        _install_console()
+
+
+def _try_format(fmt: str) -> None:
+    """Format one record like the library's with `fmt` on a throwaway core, or raise."""
+    probe = _new_core()
+    if probe is logger:  # pragma: no cover - no core of our own: only loguru's own check
+        probe_id = logger.add(lambda _m: None, format=fmt, level="CRITICAL", colorize=True)
+        logger.remove(probe_id)
+        return
+    _register_perf_level(probe)
+    try:
+        probe.add(lambda _m: None, format=fmt, level="DEBUG", colorize=True, catch=False)
+        probe.bind(lp_scope="little_pipelines").info("probe")
+    except KeyError as e:
+        raise InvalidOptionError(
+            f"Invalid log format {fmt!r}: the library's records have no extra key {e}. "
+            f"Every one carries extra['lp_scope'] (the task or pipeline name); use "
+            f"{{extra[lp_scope]}}, or a key your own code binds with .get in a function format."
+        ) from None
+    except (ValueError, IndexError, AttributeError) as e:
+        raise InvalidOptionError(f"Invalid log format {fmt!r}: {e}") from None
+    finally:
+        probe.remove()
+
+
+def hide_story_on_console(hide: bool) -> None:
+    """Leave the run's story (each task's status line, the summary) off the console:
+    `lpipe run` draws it itself. The files and the host's handlers still get it."""
+    _state["hide_story"] = bool(hide)
+
+
+# -- away from the driver ----------------------------------------------------------------------
+@contextmanager
+def captured() -> Iterator[list[tuple[float, str, str]]]:
+    """On a worker: this thread's library and task records are collected, not printed.
+
+    They are sent back with the task's value, and the driver writes them into the
+    files and onto its console. Nothing reaches the worker's own handlers (a Dask
+    worker's loguru default handler would print every line again, in its format).
+    """
+    ensure_capture_sink()
+    records: list[tuple[float, str, str]] = []
+    _local.records = records
+    try:
+        yield records
+    finally:
+        _local.records = None
+
+
+def ensure_capture_sink() -> None:
+    if _state["capture"] is None:
+        with _state_lock:
+            if _state["capture"] is None:
+                _state["capture"] = _own.add(_capture_record, level=0, format="{message}",
+                                             filter=lambda _r: _capturing())
+
+
+def _capture_record(message: Any) -> None:
+    import traceback
+
+    records = getattr(_local, "records", None)
+    if records is not None:
+        r = message.record
+        text = r["message"]
+        if r["exception"] is not None:
+            text += "\n" + "".join(traceback.format_exception(*r["exception"]))
+        records.append((r["time"].timestamp(), r["level"].name, text))
+
+
+def forget_driver_sinks() -> None:
+    """In a forked worker: drop the library's sinks inherited from the driver (its console,
+    its files); the driver alone writes them. The host's handlers are left alone."""
+    if _own is not logger:
+        _own.remove()
+    for key in ("file_sink", "console", "capture"):
+        _state[key] = None
+
+
+def at_time(when: float) -> Callable[[Any], None]:
+    """A loguru patcher giving a replayed record the time it was made on a worker.
+
+    The new time is made by the class of loguru's own (a datetime whose format
+    understands `HH:mm:ss`); a plain datetime printed those letters literally.
+    """
+
+    def patch(record: Any) -> None:
+        made = record["time"]
+        record["time"] = type(made).fromtimestamp(when, tz=made.tzinfo)
+
+    return patch
 
 
 class timed:

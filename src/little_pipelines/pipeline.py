@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import expire, graph
-from .engine import Options, Run
+from . import expire, graph, timeline
+from .codesource import redefines
+from .engine import Run
 from .errors import (
-    LittlePipelinesError,
+    InvalidOptionError,
+    NoResultError,
     PipelineValidationError,
     TaskDefinitionError,
     UnknownTaskError,
 )
 from .fingerprint import expand_inputs
-from .freshness import Probe, check_params, current_state, expiry_reasons
-from .log import ensure_console, run_logger
+from .folders import check_pipeline_name, defining_file, pipeline_folders
+from .freshness import Probe, current_state, expiry_reasons
+from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
+from .spec import RunResult, RunSpec, Selection, TaskNames, build_spec, check_names
 from .store import MISSING, Store
 from .task import Task
 
 if TYPE_CHECKING:
     from .explain import Explanation
 
-# A name is one folder: no separator (':' is a drive on Windows), no NUL or control character.
-_UNSAFE_CHARS = re.compile(r"[/\\:\x00-\x1f\x7f]")
-_HOME_ENV = "LITTLE_PIPELINES_HOME"
-_LOG_ENV = "LOG_DIR"
-
-TaskNames = str | Task | Iterable[str | Task] | None
 
 
 class Pipeline:
@@ -63,26 +62,15 @@ class Pipeline:
         code: str = "module",
         params: dict[str, Any] | None = None,
     ) -> None:
-        self.name = _check_name(name)
+        self.name = check_pipeline_name(name)
         if code not in ("module", "function"):
-            raise ValueError(
+            raise InvalidOptionError(
                 f"code must be 'module' (a task's whole defining file counts) or 'function' "
                 f"(its functions and what they use), got {code!r}."
             )
         self.code = code
         self.params: dict[str, Any] = dict(params or {})
-        if cache_dir is not None:
-            self.folder = Path(cache_dir).expanduser()
-        else:
-            home = os.environ.get(_HOME_ENV) or Path.home() / ".little_pipelines"
-            self.folder = Path(home).expanduser() / name
-        if log_dir is not None:
-            self.log_dir = Path(log_dir).expanduser()
-        elif os.environ.get(_LOG_ENV):
-            # The folder itself, as the original (shared by pipelines sharing it).
-            self.log_dir = Path(os.environ[_LOG_ENV]).expanduser()
-        else:
-            self.log_dir = self.folder / "logs"
+        self.folder, self.log_dir = pipeline_folders(name, cache_dir, log_dir)
         self.expire_results_if_none = expire_results_if_none
         self._tasks: dict[str, Task] = {}
         self._duplicates: list[str] = []
@@ -91,6 +79,7 @@ class Pipeline:
         self._run: Run | None = None
         self.failures: list[str] = []
         self.last_report: RunReport | None = None
+        self._defined_in = defining_file()
 
     # -- registry ------------------------------------------------------------
     def add(self, *tasks: Task | Iterable[Task]) -> Pipeline:
@@ -111,13 +100,15 @@ class Pipeline:
         known = self._tasks.get(task.name)
         if known is task:
             return
-        if known is not None:
+        if known is not None and not redefines(known, task):
             self._duplicates.append(task.name)
+            self.definition_changed()  # validate again: a duplicate added after a run is too
             return
+        if known is not None:  # a notebook cell run again: its new definition wins
+            lib_logger.info("task {!r} redefined", task.name)
         self._tasks[task.name] = task
-        task.pipeline = self
-        task._logger = None  # rebind to this pipeline's log folder
-        self._changed()
+        task.attach(self)  # the logger follows this pipeline's log folder
+        self.definition_changed()
 
     def task(
         self,
@@ -142,8 +133,22 @@ class Pipeline:
 
         return decorate(fn) if fn is not None else decorate
 
-    def _changed(self) -> None:
+    def definition_changed(self) -> None:
+        """A task's dependencies changed: forget the execution order (see `task.Host`)."""
         self._order = None
+
+    def tasks_by_name(self) -> Mapping[str, Task]:
+        """Every task by name, in the order they were added (a read-only view)."""
+        return MappingProxyType(self._tasks)
+
+    def task_names(self) -> list[str]:
+        """The tasks' names in execution order (validates the pipeline)."""
+        return list(self._ordered_names())
+
+    def dependency_map(self) -> dict[str, list[str]]:
+        """Each task's dependencies by name, tasks in execution order (validates)."""
+        deps = self._deps()
+        return {n: deps[n] for n in self._ordered_names()}
 
     @property
     def ntasks(self) -> int:
@@ -179,11 +184,9 @@ class Pipeline:
             f"(rename one)."
             for n in dict.fromkeys(self._duplicates)
         ]
-        missing_run = False
         for task in self._tasks.values():
-            found = task.definition_problems(self._tasks)
-            missing_run = missing_run or any("missing 'run' method" in p for p in found)
-            problems += found
+            problems += task.definition_problems(self._tasks)
+        missing_run = [t.name for t in self._tasks.values() if not t.has_run]
         graph_problems, cycle = graph.check(self._deps())
         problems += graph_problems
         if problems:
@@ -228,21 +231,27 @@ class Pipeline:
 
         Task failures do not raise: see `report.failed` or `report.raise_for_failures()`.
         """
-        options = self._options(targets, force, force_tasks, skip_tasks, single_task, dry_run)
-        options.progress = progress
-        options.executor, options.workers, options.scheduler = executor, workers, scheduler
+        selection = Selection(targets, force, force_tasks, skip_tasks, single_task, dry_run)
+        # Everything is checked before anything (flags, failures) changes.
+        spec = self._spec(selection, progress=progress if dry_run else _flag_setter(
+            self._tasks, progress), executor=executor, workers=workers, scheduler=scheduler)
         if dry_run:
-            return self._walk(options)
+            return self._walk(spec).report
         ensure_console()
         self.failures = []
         for task in self._tasks.values():
             task.is_executed = False
             task.is_skipped = False
-        report = self._walk(options)
+        report = self._walk(spec).report
         self.failures = report.failed
         self.last_report = report
-        self._store_or_open().add_history(report.as_dict())
         log = run_logger(self.name, self.log_dir)
+        try:
+            self._store_or_open().add_history(report.as_dict())
+        except OSError as e:  # best-effort: the run's results are stored; the report stands
+            log.warning("this run was not added to the history: {}", e)
+        with contextlib.suppress(OSError):  # only `lpipe history --timeline` reads it
+            self._store_or_open().save_last_run(timeline.as_dict(report))
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
 
@@ -261,8 +270,8 @@ class Pipeline:
         """
         return self.execute(targets, force, force_tasks, skip_tasks, True, single_task)
 
-    def _walk(self, options: Options) -> RunReport:
-        run = Run(self, options)
+    def _walk(self, spec: RunSpec) -> RunResult:
+        run = Run(spec)
         self._run = run
         try:
             return run.execute()
@@ -275,56 +284,12 @@ class Pipeline:
         finally:
             self._run = None
 
-    def _options(
-        self,
-        targets: TaskNames,
-        force: bool,
-        force_tasks: TaskNames,
-        skip_tasks: TaskNames,
-        single_task: str | Task | None,
-        planned: bool,
-    ) -> Options:
-        """Check every name and input before anything runs, and select the tasks."""
-        order = self._ordered_names()  # validates
-        deps = self._deps()
-        forced = frozenset(self._names(force_tasks, "force_tasks"))
-        skipped = frozenset(self._names(skip_tasks, "skip_tasks"))
-        if single_task is not None:
-            only = self._names(single_task, "single_task")
-            chosen, forced = set(only), forced | set(only)
-        elif targets is not None:
-            chosen = graph.upstream(deps, self._names(targets, "targets"))
-        else:
-            chosen = set(order)
-        skipped -= forced  # as the original: "forced tasks execute even if ignored"
-        selected = [n for n in order if n in chosen]
-        for n in selected:  # fixed for the run, and travelling with the task to workers
-            task = self._tasks[n]
-            task._effective_params = None
-            task._effective_params = task.params
-            check_params(task)
-            _check_expiry(task)
-        inputs = {
-            n: expand_inputs(t.input_paths, task=n) if t.hash_inputs and n not in skipped else []
-            for n in selected
-            for t in (self._tasks[n],)
-        }
-        return Options(
-            selected=selected, deps=deps, inputs=inputs, force_all=bool(force),
-            force=forced, skip=skipped, planned=planned,
-        )
-
-    def _names(self, names: TaskNames, where: str) -> list[str]:
-        if names is None:
-            return []
-        items: Iterable[str | Task] = [names] if isinstance(names, (str, Task)) else names
-        out = []
-        for n in items:
-            key = n.name if isinstance(n, Task) else n
-            if key not in self._tasks:
-                raise UnknownTaskError(str(key), self._tasks, where=where)
-            out.append(key)
-        return out
+    def _spec(self, selection: Selection, **options: Any) -> RunSpec:
+        """The run's plain data: names checked, tasks selected, params fixed (validates)."""
+        order = self._ordered_names()
+        return build_spec(self.name, self._tasks, order, self._deps(), selection,
+                          store=self._store_or_open(), lock_dir=self.folder,
+                          expire_none=self.expire_results_if_none, **options)
 
     # -- results ----------------------------------------------------------------------
     def get_result(self, name: str | Task, default: Any = None) -> Any:
@@ -340,15 +305,16 @@ class Pipeline:
             value = MISSING if expired else store.load(key)
         return default if value is MISSING else value
 
-    def stored_preview(self, name: str | Task) -> str | None:
-        """The short text preview kept with the task's stored result, if that result is
-        there and current (not expired); None otherwise. Loads no value."""
+    def stored_preview(self, name: str | Task) -> dict[str, Any] | None:
+        """The task's record if it carries a preview of a result that is there and current
+        (not expired): `preview` (text), and for a DataFrame `preview_head` (its first
+        rows, pickled) and `shape`. None otherwise. Loads no value."""
         key = self.get_task(name).name
         record = self._store_or_open().record(key)
         if (record is None or record.get("preview") is None or not record.get("digest")
                 or expiry_reasons(record, run_id=None, now=expire.now())):
             return None
-        return str(record["preview"])
+        return record
 
     def explain(self, name: str | Task) -> Explanation:
         """Why the task would run or be reused, with the evidence: diffs, stamps, tokens.
@@ -357,7 +323,9 @@ class Pipeline:
         """
         from .explain import explain
 
-        return explain(self, self.get_task(name).name)
+        key = self.get_task(name).name
+        result = Run(self._spec(Selection(targets=[key], planned=True))).execute()
+        return explain(result, key, self._store_or_open())
 
     def accept(self, names: TaskNames) -> list[str]:
         """Mark the tasks' current code, inputs, params and sources as matching their
@@ -367,7 +335,7 @@ class Pipeline:
         still reruns. Returns the names accepted; a task with no stored result is
         an error (run it first).
         """
-        chosen = self._names(names, "accept")
+        chosen = check_names(self._tasks, names, "accept")
         self.validate()
         ensure_console()
         store = self._store_or_open()
@@ -376,14 +344,14 @@ class Pipeline:
         for name in chosen:
             record = store.record(name)
             if record is None:
-                raise LittlePipelinesError(
+                raise NoResultError(
                     f"Task {name!r} has no stored result to accept; run it first "
-                    f"(pipeline.execute(targets=[{name!r}]))."
+                    f"(pipeline.execute(targets=[{name!r}])).", task=name
                 )
             task = self._tasks[name]
-            task._effective_params = None
             inputs = expand_inputs(task.input_paths, task=name) if task.hash_inputs else []
-            state = current_state(task, record, probe, inputs, record.get("upstream", {}))
+            state = current_state(task, record, probe, inputs, record.get("upstream", {}),
+                                  task.params)
             store.update_record(name, **state.record_fields(), accepted_at=time.time())
             run_logger(name, self.log_dir).info(
                 "accepted: its current code, inputs, params and sources now match its result"
@@ -396,6 +364,10 @@ class Pipeline:
         duration, type, size, ...) without loading its value; None if it has none."""
         key = self.get_task(name).name
         return self._store_or_open().record(key)
+
+    def stored_record(self, name: str) -> dict[str, Any] | None:
+        """The stored record under `name`, also for a task that no longer exists; or None."""
+        return self._store_or_open().record(name)
 
     @property
     def is_complete(self) -> bool:
@@ -415,7 +387,8 @@ class Pipeline:
     def clear(self, names: TaskNames = None) -> list[str]:
         """Forget stored results of these tasks (default: all); returns the names forgotten."""
         store = self._store_or_open()
-        chosen = self._names(names, "clear") if names is not None else list(store.names())
+        chosen = (check_names(self._tasks, names, "clear") if names is not None
+                  else list(store.names()))
         return store.forget(chosen)
 
     def stored_names(self) -> list[str]:
@@ -426,9 +399,18 @@ class Pipeline:
         """Summaries of past runs, oldest first."""
         return self._store_or_open().history()
 
+    def last_run(self) -> RunReport | None:
+        """The report of the last run, as far as the store kept it (times, statuses,
+        reasons as sentences), for its timeline; None if none was kept."""
+        entry = self._store_or_open().last_run()
+        return timeline.from_dict(entry) if entry else None
+
     def _store_or_open(self) -> Store:
         if self._store is None:
             self._store = Store(self.folder)
+            if self._defined_in is not None and self.name not in _CLAIMED.get(self.folder, ()):
+                _CLAIMED.setdefault(self.folder, set()).add(self.name)  # warn once a process
+                self._store.claim(self.name, self._defined_in)
         return self._store
 
     def close(self) -> None:
@@ -441,32 +423,27 @@ class Pipeline:
         return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
 
 
-def _check_expiry(task: Task) -> None:
-    """Ask a time policy for its moment once, before anything runs.
-
-    A user's expire_results function is otherwise first called when the task's
-    result is stored: a bad return value would then fail the task after it did
-    its work.
-    """
-    policy = task.expire_results
-    if getattr(policy, "kind", None) != "time":
-        return
-    try:
-        policy.expires_at()
-    except Exception as e:
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: its expire_results policy {policy!r} failed: "
-            f"{type(e).__name__}: {e} Fix the function given as expire_results=, or use "
-            f"a built-in policy such as lp.expire.from_now(hours=1)."
-        ) from None
+_CLAIMED: dict[Path, set[str]] = {}  # stores this process checked the defining file of
 
 
-def _check_name(name: Any) -> str:
-    # Any other name is one folder, as in the original (".little-pipelines-tests").
-    if not isinstance(name, str) or name in ("", ".", "..") or _UNSAFE_CHARS.search(name):
-        raise ValueError(
-            f"Pipeline name {name!r} is not a safe folder name: it must name one folder, "
-            f"so not '.' or '..', no '/', '\\' or ':' and no control characters "
-            f"(e.g. 'sales_etl' or '.hidden')."
-        )
-    return name
+def _flag_setter(
+    tasks: Mapping[str, Task], progress: Callable[[str, str, TaskOutcome | None], None] | None
+) -> Callable[[str, str, TaskOutcome | None], None]:
+    """The run's progress callback, also setting the original's `is_executed`/`is_skipped`
+    from each outcome as it is reported, before any task below it starts: a task reading
+    an upstream task's flag sees this run's, as in the original. A task skipped because
+    the run was interrupted keeps its flags (it was never decided)."""
+
+    def on_progress(event: str, name: str, outcome: TaskOutcome | None) -> None:
+        if outcome is not None:
+            task = tasks[name]
+            if outcome.status == "executed":
+                task.is_executed, task.is_skipped = True, False
+            elif outcome.status == "cached" or (
+                    outcome.status == "skipped"
+                    and not any(r.kind == "interrupted" for r in outcome.reasons)):
+                task.is_skipped = True
+        if progress is not None:
+            progress(event, name, outcome)
+
+    return on_progress

@@ -5,34 +5,42 @@ arrives; a failure is recorded without touching the previously stored result;
 a task settled without running (reused, skipped, blocked) is reported. Every
 outcome goes to the run's report and its progress callback.
 
-`Recorder` is the part of `engine.Run` that does this; the engine keeps the
-loop that decides, locks and submits.
+A `Recorder` is held by the run (`engine.Run`), which keeps the loop that
+decides, locks and submits; the recorder writes what the run learns: the
+report, each task's record and result digest, the failures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import expire
 from .executors import PicklingFailed
-from .fingerprint import digest_bytes
-from .freshness import SCHEMA, State, code_texts, expiry_fields, inputs_after_run
-from .report import Reason, RunReport, TaskOutcome
-from .valuefiles import Pickled, UnpicklableValue, preview, type_name
+from .fingerprint import content_digest, digest_bytes
+from .freshness import SCHEMA, State, expiry_fields, inputs_after_run
+from .log import at_time
+from .report import Reason, RunReport, Status, TaskOutcome, last_line
+from .taskcode import code_texts
+from .valuefiles import Pickled, UnpicklableValue, preview, preview_head, type_name
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
-    from .engine import Options
-    from .executors import Backend
     from .locks import Held
-    from .pipeline import Pipeline
-    from .store import Record, Store
+    from .spec import RunSpec
+    from .store import Record
     from .task import Task
     from .values import RunValues
+
+
+#: Each status line a task gets in the logs, with its status's symbol (made once).
+_RAN = Status.EXECUTED.symbol + " ran in {:.3f}s ({})"
+_FAILED = Status.FAILED.symbol + " failed after {:.3f}s: {}"
+_NOT_RUN = Status.FAILED.symbol + " not run: {}"
+_REUSED = Status.CACHED.symbol + " reused cached result (saved {:.3f}s)"
+_SKIPPED = Status.SKIPPED.symbol + " skipped: {}"
 
 
 @dataclass
@@ -48,45 +56,57 @@ class Job:
 
 
 class Recorder:
-    """Stores results and records outcomes; mixed into `engine.Run`, whose state it uses."""
+    """Stores results and reports outcomes for one run.
 
-    pipeline: Pipeline
-    options: Options
-    run_id: str
-    report: RunReport
-    store: Store
-    records: dict[str, Record]
-    digests: dict[str, str | None]
-    failed: set[str]
-    values: RunValues
-    _backend: Backend | None
-    _texts_saved: set[str]
+    Parameters:
+        spec: the run's spec (its store, tasks, progress callback, planned or not).
+        run_id: the run's id, written into every record it stores.
+        records: the stored records the run read, kept current as results are stored.
+        values: the values in flight, told when a task is settled.
+        digests: each decided task's result digest, filled in as results are stored.
+    """
 
-    def _finish(self, job: Job, fut: Future[Any]) -> None:
+    def __init__(self, spec: RunSpec, run_id: str, records: dict[str, Record],
+                 values: RunValues, digests: dict[str, str | None]) -> None:
+        self.spec = spec
+        self.run_id = run_id
+        self.store = spec.store
+        self.records = records
+        self.values = values
+        self.report = RunReport(spec.name, run_id=run_id, planned=spec.planned)
+        self.digests = digests
+        self.failed: set[str] = set()
+        #: when each task was submitted (epoch seconds), set by the run
+        self.started: dict[str, float] = {}
+        self._texts_saved: set[str] = set()
+
+    def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> None:
+        """A submitted task came back (`remote`: its value arrives pickled): store or fail it."""
         task = job.task
         try:
             out: Outcome = fut.result()
         except Exception as e:  # the executor itself failed (a worker died, a lost connection)
             out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
         for when, level, message in out.logs:  # records captured on a remote worker
-            task.logger.patch(_at(when)).log(level, "{}", message)
+            task.logger.patch(at_time(when)).log(level, "{}", message)
         retried = len(out.attempts) > 1
         if not out.ok:
             failed = out.value if isinstance(out.value, PicklingFailed) else None
             error = (self._unpicklable(failed.kind, failed.error) if failed is not None
                      else out.error)
-            self._fail(task, error, duration=out.duration, record=job.record,
-                       reasons=job.reasons, attempts=len(out.attempts))
-        elif self._backend is not None and self._backend.remote:
-            self._store(job, out.kind, out.duration, blob=out.value, attempts=len(out.attempts),
-                        preview_text=out.preview)
+            self.fail(task, error, duration=out.duration, record=job.record,
+                      reasons=job.reasons, attempts=len(out.attempts))
+        elif remote:
+            self._store_result(job, out.kind, out.duration, blob=out.value,
+                               attempts=len(out.attempts), content=out.content,
+                               preview_text=out.preview)
         else:
-            self._store(job, out.value, out.duration, attempts=len(out.attempts))
+            self._store_result(job, out.value, out.duration, attempts=len(out.attempts))
         if retried:
             task.logger.info("took {} attempts", len(out.attempts))
         if job.lock is not None:
             job.lock.release()
-        self._release(task.name)
+        self.values.settled(task.name)
 
     @staticmethod
     def _unpicklable(kind: str, error: str) -> str:
@@ -94,47 +114,53 @@ class Recorder:
                 f"(numbers, strings, lists, dicts, DataFrames) instead of functions, locks or "
                 f"open connections.")
 
-    def _store(self, job: Job, value: Any, duration: float, *,
-               blob: bytes | None = None, attempts: int = 1, preview_text: str = "") -> None:
+    def _store_result(self, job: Job, value: Any, duration: float, *,
+                      blob: bytes | None = None, attempts: int = 1, content: str | None = None,
+                      preview_text: str = "") -> None:
         task = job.task
         if blob is None:
             try:
+                # Pickled once, a large value straight into its value file (valuefiles).
                 pickled = self.store.pickle(task.name, value)
             except UnpicklableValue as e:
-                self._fail(task, self._unpicklable(e.kind, e.error), duration=duration,
-                           record=job.record, reasons=job.reasons, attempts=attempts)
+                self.fail(task, self._unpicklable(e.kind, e.error), duration=duration,
+                          record=job.record, reasons=job.reasons, attempts=attempts)
                 return
             except OSError as e:
                 self._unwritten(job, e, duration)
                 return
             pickled.preview = preview(value)
+            pickled.head = preview_head(value)
             kind = type_name(value)
+            content = content_digest(value)  # equal values, equal digests: early cutoff
         else:
-            kind = value  # a remote worker sends the type's name along with the bytes
+            kind = value  # a remote worker sends the type's name (and digest) with the bytes
             pickled = Pickled(digest_bytes(blob), len(blob), blob=blob, preview=preview_text)
         digest = pickled.digest
-        when = now()
+        when = expire.now()  # the clock tests freeze (expire._get_now)
         state = inputs_after_run(job.state, task.logger)
         try:
             expiry = expiry_fields(
                 task, when, run_id=self.run_id,
-                drop_none=kind == "builtins.NoneType" and self.pipeline.expire_results_if_none,
+                drop_none=kind == "builtins.NoneType" and self.spec.expire_none,
             )
         except Exception as e:  # a user's expire_results function (checked once before the run)
             pickled.discard()
-            self._fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
-                       duration=duration, record=job.record, reasons=job.reasons)
+            self.fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
+                      duration=duration, record=job.record, reasons=job.reasons)
             return
         record: Record = {
             "schema": SCHEMA,
             **state.record_fields(),
-            "digest": digest,
+            "digest": digest,  # of the bytes: the store checks the value is intact
+            **({"value_digest": content} if content is not None else {}),
             "created_at": when.timestamp(),
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
             "type": kind,
             "size": pickled.size,
-            "preview": pickled.preview,
+            "preview": pickled.preview,  # for `lpipe show`, without loading the value
+            **pickled.head,
             **expiry,
         }
         try:
@@ -151,18 +177,17 @@ class Recorder:
         self.records[task.name] = record
         self.digests[task.name] = digest
         self.values.keep(task.name, pickled.blob)  # None for a large value: read from its file
-        task.is_executed = True
-        task.is_skipped = False
-        self._record(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
+        self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
-        _console(task).info("✓ ran in {:.3f}s ({})", duration, "; ".join(map(str, job.reasons)))
+        _console(task).info(_RAN, duration,
+                            "; ".join(map(str, job.reasons)))
 
     def _unwritten(self, job: Job, e: OSError, duration: float) -> None:
         kept = " (its previous result is kept)" if job.record is not None else ""
-        self._fail(job.task, f"its result could not be written to the store{kept}: {e}",
-                   duration=duration, record=job.record, reasons=job.reasons)
+        self.fail(job.task, f"its result could not be written to the store{kept}: {e}",
+                  duration=duration, record=job.record, reasons=job.reasons)
 
-    def _fail(
+    def fail(
         self,
         task: Task,
         error: str,
@@ -173,61 +198,49 @@ class Recorder:
         attempts: int = 1,
     ) -> None:
         self.failed.add(task.name)
-        last = error.strip().splitlines()[-1] if error.strip() else "failed"
-        outcome = TaskOutcome(task.name, "failed", (*(reasons or ()), Reason("error", detail=last)),
+        last = last_line(error)
+        outcome = TaskOutcome(task.name, "failed",
+                              (*(reasons or ()), Reason("error", detail=last)),
                               duration, error=error, attempts=attempts)
-        self._record(outcome)
-        task.logger.error("✗ failed after {:.3f}s: {}", duration, last)
+        self.add(outcome)
+        task.logger.bind(lp_story=True).error(_FAILED, duration, last)
         if "\n" in error.strip():  # the traceback goes to the task's file, not the console
             task.logger.bind(lp_file_only=True).error("{}", error)
 
-    def _settle(
+    def settle(
         self, name: str, status: str, reasons: list[Reason], record: Record | None
     ) -> None:
+        """Report a task settled without running (reused, skipped, blocked, planned)."""
         stored = record.get("duration", 0.0) if record and status == "cached" else 0.0
         outcome = TaskOutcome(name, status, tuple(reasons), 0.0, stored_duration=stored)
-        self._record(outcome)
-        if not self.options.planned:
-            task = self.pipeline._tasks[name]
+        self.add(outcome)
+        if not self.spec.planned:
+            task = self.spec.tasks[name]
             log = _console(task)
             if status == "cached":
                 # Console only: a line per reused task in the run's log would cost a
                 # write per task on every warm run; the summary line counts them.
-                task.logger.bind(lp_log_dir=None).info(
-                    "↺ reused cached result (saved {:.3f}s)", stored)
+                task.logger.bind(lp_log_dir=None, lp_story=True).info(_REUSED, stored)
             elif status == "skipped":
-                log.info("- skipped: {}", outcome.why)
+                log.info(_SKIPPED, outcome.why)
             elif status == "failed":
-                log.error("✗ not run: {}", outcome.why)
-        self._release(name)
-
-    def _record(self, outcome: TaskOutcome) -> None:
-        self.report.add(outcome)
-        if self.options.progress is not None:
-            self.options.progress("finish", outcome.name, outcome)
-
-    def _release(self, name: str) -> None:
+                log.error(_NOT_RUN, outcome.why)
         self.values.settled(name)
+
+    def add(self, outcome: TaskOutcome) -> None:
+        """Add a task's outcome to the report and tell the progress callback."""
+        # Wall-clock start and end, for the run's timeline: a task's code ran for
+        # `duration` up to when its outcome arrived (not since it was queued).
+        end = time.time()
+        began = self.started.get(outcome.name)
+        outcome.finished_at = end
+        outcome.started_at = end if began is None else max(began, end - outcome.duration)
+        self.report.add(outcome)
+        if self.spec.progress is not None:
+            self.spec.progress("finish", outcome.name, outcome)
 
 
 def _console(task: Task) -> Any:
     """The task's logger for its one status line (ran, reused, skipped): the console,
     the host's handlers and the run's log get it, not the task's own file."""
-    return task.logger.bind(lp_run_log=True)
-
-
-def _at(when: float) -> Callable[[Any], None]:
-    """A loguru patcher giving a replayed record the time it was made on the worker."""
-    moment = datetime.fromtimestamp(when).astimezone()
-
-    def patch(record: Any) -> None:
-        record["time"] = moment
-
-    return patch
-
-
-def now() -> Any:
-    """The clock every record uses: `expire.now()`, so tests can freeze it."""
-    return expire.now()
-
-
+    return task.logger.bind(lp_run_log=True, lp_story=True)

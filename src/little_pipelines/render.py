@@ -9,6 +9,7 @@ a task name may well contain "[".
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import is_dataclass
@@ -22,20 +23,14 @@ from rich.table import Table
 from rich.text import Text
 from rich.theme import Theme
 
-from .report import STATUS_STYLE, Reason, RunReport, TaskOutcome, fmt_time
+from .fit import FrameTable, SummaryLine, Why
+from .report import Reason, RunReport, State, Status, TaskOutcome, fmt_time, last_line
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
 
-#: A task's state before a run, named from its plan outcome: label -> style.
-STATE_STYLE: dict[str, str] = {
-    "cached": "cyan",
-    "stale": "magenta",
-    "not cached": "yellow",
-    "waiting": "dim",
-    "skipped": "yellow",
-    "failed": "bold red",
-}
+#: A stored result's state (see report.State) -> its Rich style.
+STATE_STYLE: dict[str, str] = {s.value: s.style for s in State}
 
 #: Expiry kinds of a stored record -> how to say when it expires.
 EXPIRY_TEXT: dict[str, str] = {
@@ -57,13 +52,27 @@ _THEME = {
 }
 
 PREVIEW_ROWS = 5
-HISTORY_DEFAULT = 20  # runs shown by `history`
 PREVIEW_CHARS = 1200
 
 
 def make_console(file: IO[str] | None = None, *, stderr: bool = False, **options: Any) -> Console:
     """The themed console `lpipe` and the shell print on (`options` go to rich's Console)."""
     return Console(file=file, stderr=stderr, theme=Theme(_THEME), **options)
+
+
+def themed(console: Console) -> Console:
+    """A console the user passed in, taught the library's styles (`lp.dim`, ...) once.
+
+    Ours are added only when it lacks them (a plain Console raised MissingStyle
+    on the first `lp.*` style), so a console themed on purpose is left as it is.
+    """
+    from rich.errors import MissingStyle
+
+    try:
+        console.get_style("lp.state.not_cached")
+    except MissingStyle:
+        console.push_theme(Theme(_THEME), inherit=True)
+    return console
 
 
 # -- small formatters -------------------------------------------------------------------
@@ -91,31 +100,32 @@ def fmt_size(size: int | None) -> str:
 
 
 def reason_text(reasons: Iterable[Reason]) -> str:
-    """Reasons as one sentence; a reason of a kind this version cannot word shows its kind."""
-    parts = []
-    for r in reasons:
-        try:
-            parts.append(str(r))
-        except (KeyError, IndexError, ValueError):
-            parts.append(" ".join(filter(None, (r.kind, r.subject, r.detail))))
-    return "; ".join(parts)
+    """Reasons as one sentence, paths relative to the current folder; a reason of a
+    kind this version cannot word shows its kind."""
+    return Why(reasons).plain()
 
 
 def status_text(status: str, label: str | None = None) -> Text:
     """A run status (executed, cached, failed, ...) with its symbol and colour."""
-    symbol, style = STATUS_STYLE.get(status, ("?", ""))
+    look = Status.of(status)
+    symbol, style = (look.symbol, look.style) if look else ("?", "")
     return Text(f"{symbol} {label or status}", style=style)
 
 
 def state_of(outcome: TaskOutcome) -> str:
     """A plan outcome as the state of the stored result: cached, stale, not cached, ..."""
-    if outcome.status == "run":
-        return "not cached" if any(r.kind == "no_result" for r in outcome.reasons) else "stale"
-    return outcome.status if outcome.status in STATE_STYLE else "stale"
+    return State.of(outcome).value
 
 
 def state_text(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def expiry_word(record: Mapping[str, Any]) -> str:
+    """When a stored result expires, in a table cell: "never" is explained once, below."""
+    if record.get("expires_at") is None and record.get("expiry", "never") == "never":
+        return "never"
+    return expiry_text(record)
 
 
 def expiry_text(record: Mapping[str, Any]) -> str:
@@ -127,7 +137,7 @@ def expiry_text(record: Mapping[str, Any]) -> str:
 
 def dependencies(pipeline: Pipeline) -> dict[str, list[str]]:
     """Each task's dependencies, tasks in execution order."""
-    return {t.name: t.dependency_names(pipeline._tasks) for t in pipeline.tasks}
+    return pipeline.dependency_map()
 
 
 def plan_states(pipeline: Pipeline) -> tuple[dict[str, str], str | None]:
@@ -154,28 +164,32 @@ def tasks_table(pipeline: Pipeline, plan: RunReport) -> Table:
     table.add_column("task", style="lp.task")
     table.add_column("depends on")
     table.add_column("state")
-    for i, task in enumerate(pipeline.tasks, 1):
-        outcome = plan.outcomes.get(task.name)
+    for i, (name, needs) in enumerate(pipeline.dependency_map().items(), 1):
+        outcome = plan.outcomes.get(name)
         state = state_of(outcome) if outcome is not None else "-"
-        deps = ", ".join(task.dependency_names(pipeline._tasks)) or "-"
-        table.add_row(str(i), Text(task.name), Text(deps), state_text(state))
+        table.add_row(str(i), Text(name), Text(", ".join(needs) or "-"), state_text(state))
     return table
 
 
 def status_table(plan: RunReport, records: Mapping[str, Mapping[str, Any] | None]) -> Table:
     """`lpipe status`: would each task run, and exactly why."""
     table = Table(title=Text(_plan_title(plan)), title_justify="left")
-    table.add_column("task", style="lp.task")
+    table.add_column("task", style="lp.task", overflow="fold")
     table.add_column("next run")
-    table.add_column("why")
+    table.add_column("why", overflow="fold")  # a file name is folded, never cut
     table.add_column("stored result expires")
-    words = {"run": "will run", "cached": "reused", "waiting": "may run",
-             "skipped": "skipped", "failed": "cannot run"}
+    nevers = 0
     for o in plan:
         record = records.get(o.name)
-        expires = expiry_text(record) if record else "-"
-        table.add_row(Text(o.name), status_text(o.status, words.get(o.status)),
-                      Text(reason_text(o.reasons)), Text(expires))
+        expires = expiry_word(record) if record else "-"
+        nevers += expires == "never"
+        look = Status.of(o.status)
+        table.add_row(Text(o.name), status_text(o.status, look.next_run if look else None),
+                      Why(o.reasons), Text(expires))
+    if nevers:
+        table.caption = Text("never: kept until its code, inputs or upstream change",
+                             style="lp.dim")
+        table.caption_justify = "left"
     return table
 
 
@@ -189,22 +203,23 @@ def _plan_title(plan: RunReport) -> str:
     return f"{plan.pipeline}: " + ", ".join(parts)
 
 
-def summary_table(report: RunReport) -> Table:
-    """The end of `lpipe run`: task, status, duration, reason, and the time the cache saved."""
-    table = Table(title=Text(report.summary()), title_justify="left")
-    table.add_column("task", style="lp.task")
+def summary_table(report: RunReport) -> RenderableType:
+    """The end of `lpipe run`: task, status, duration, reason, and the time the cache saved;
+    then the summary line, which never wraps."""
+    table = Table()
+    table.add_column("task", style="lp.task", overflow="fold")
     table.add_column("status")
     table.add_column("time", justify="right")
     table.add_column("saved", justify="right")
-    table.add_column("why")
+    table.add_column("why", overflow="fold")  # a file name is folded, never cut
     for o in report:
         table.add_row(
             Text(o.name), status_text(o.status),
             fmt_seconds(o.duration) if code_ran(o) else "-",
             fmt_seconds(o.stored_duration) if o.status == "cached" else "-",
-            Text(reason_text(o.reasons)),
+            Why(o.reasons),
         )
-    return table
+    return Group(table, SummaryLine(report))
 
 
 def history_table(runs: Sequence[Mapping[str, Any]], pipeline: str) -> Table:
@@ -248,9 +263,9 @@ def cache_table(rows: Sequence[tuple[str, Mapping[str, Any], bool]]) -> Table:
 # -- failures ----------------------------------------------------------------------------
 def log_file(pipeline: Pipeline, task: str) -> Path:
     """The task's log file (named as the library's log sink names it)."""
-    from .log import safe_filename
-
-    return Path(pipeline.log_dir) / f"{safe_filename(task)}.log"
+    path = pipeline.get_task(task).log_file
+    assert path is not None  # a pipeline's task always has one
+    return path
 
 
 def failure_report(pipeline: Pipeline, report: RunReport, lines: int = 20) -> list[Any]:
@@ -260,8 +275,9 @@ def failure_report(pipeline: Pipeline, report: RunReport, lines: int = 20) -> li
         o = report[name]
         if o.error is None:  # not run because something upstream failed
             continue
-        last = o.error.strip().splitlines()[-1] if o.error.strip() else "failed"
-        parts.append(Text.assemble(("✗ ", "lp.error"), (name, "lp.task"), f" failed: {last}"))
+        last = last_line(o.error)
+        parts.append(Text.assemble((f"{Status.FAILED.symbol} ", "lp.error"), (name, "lp.task"),
+                                   f" failed: {last}"))
         path = log_file(pipeline, name)
         tail = log_tail(path, lines)
         if tail:
@@ -282,7 +298,7 @@ def log_tail(path: Path, n: int) -> list[str]:
 
 # -- a stored result ----------------------------------------------------------------------
 def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bool,
-                   stored_preview: str | None = None) -> Group:
+                   stored_preview: Mapping[str, Any] | None = None) -> Group:
     """`lpipe show` / the shell's `peek`: what is stored for a task, with a short preview."""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="lp.dim")
@@ -299,14 +315,33 @@ def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bo
         body: RenderableType = Text("(its value has expired; the record is kept to say why "
                                     "it will rerun)", style="lp.dim")
     elif stored_preview is not None:
-        body = Text(stored_preview)
+        body = stored(stored_preview)
     else:
         body = preview(value)
     return Group(facts, Text(""), body)
 
 
+def stored(record: Mapping[str, Any], rows: int = PREVIEW_ROWS) -> RenderableType:
+    """The preview kept with a record (nothing loaded): a DataFrame's first rows laid out
+    for this console, else the text made when the value was stored."""
+    head = record.get("preview_head")
+    if head is not None:
+        try:
+            frame = pickle.loads(head)
+            shape = " × ".join(str(n) for n in record.get("shape", frame.shape))
+            return Group(FrameTable(frame, rows),
+                         Text(f"[{shape}; first {rows} rows]", style="lp.dim"))
+        except Exception:  # pandas gone or changed since: the text serves
+            pass
+    return Text(str(record.get("preview", "")))
+
+
 def preview(value: Any, rows: int = PREVIEW_ROWS) -> RenderableType:
     """A short look at a value: the first rows of a DataFrame-like one, else a truncated repr."""
+    if _is_frame(value) and hasattr(value, "columns") and hasattr(value, "index"):
+        shape = " × ".join(str(n) for n in tuple(value.shape))
+        return Group(FrameTable(value, rows),
+                     Text(f"[{shape}; first {rows} rows]", style="lp.dim"))
     if _is_frame(value):
         try:
             head = value.head(rows)

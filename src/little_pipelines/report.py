@@ -6,8 +6,10 @@ these same objects, so "why did this run?" has one answer everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .errors import PipelineFailedError
@@ -66,16 +68,117 @@ class Reason:
         return REASON_TEXT[self.kind].format(subject=self.subject, detail=self.detail)
 
 
-#: Outcome status -> (symbol, Rich style). A plan uses "run" and "waiting".
-STATUS_STYLE: dict[str, tuple[str, str]] = {
-    "executed": ("✓", "green"),
-    "cached": ("↺", "cyan"),
-    "skipped": ("-", "yellow"),
-    "failed": ("✗", "bold red"),
-    "run": ("▶", "magenta"),
-    "waiting": ("…", "dim"),
-    "interrupted": ("!", "bold yellow"),
+class Status(StrEnum):
+    """A task's status in a run (or, "run" and "waiting", in a plan), with its look.
+
+    Each member carries its `symbol` and Rich `style`, the word a live run table
+    uses once the task is settled (`done`), and what a plan says of the next run
+    (`next_run`). Outcomes hold the plain string value (`Status.CACHED == "cached"`),
+    so reports and the stored history stay plain data.
+    """
+
+    EXECUTED = "executed"
+    CACHED = "cached"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    RUN = "run"
+    WAITING = "waiting"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def symbol(self) -> str:
+        return _LOOK[self][0]
+
+    @property
+    def style(self) -> str:
+        return _LOOK[self][1]
+
+    @property
+    def done(self) -> str:
+        return _LOOK[self][2]
+
+    @property
+    def next_run(self) -> str:
+        return _LOOK[self][3]
+
+    @classmethod
+    def of(cls, status: str) -> Status | None:
+        """The member for a status string, or None for a name no run produces."""
+        return _BY_VALUE.get(status)
+
+
+#: Each status's (symbol, Rich style, live-table word, next-run word in a plan).
+_LOOK: dict[Status, tuple[str, str, str, str]] = {
+    Status.EXECUTED: ("✓", "green", "done", "executed"),
+    Status.CACHED: ("↺", "cyan", "reused", "reused"),
+    Status.SKIPPED: ("-", "yellow", "skipped", "skipped"),
+    Status.FAILED: ("✗", "bold red", "failed", "cannot run"),
+    Status.RUN: ("▶", "magenta", "run", "will run"),
+    Status.WAITING: ("…", "dim", "waiting", "may run"),
+    Status.INTERRUPTED: ("!", "bold yellow", "interrupted", "interrupted"),
 }
+_BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
+
+
+class State(StrEnum):
+    """A task's stored result as a plan sees it (`lpipe list`, `graph`), with its look:
+    a Rich `style` for the terminal, `fill` and `stroke` colours for Mermaid and DOT."""
+
+    CACHED = "cached"
+    STALE = "stale"
+    NOT_CACHED = "not cached"
+    WAITING = "waiting"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+    @property
+    def style(self) -> str:
+        return _STATE_LOOK[self][0]
+
+    @property
+    def fill(self) -> str:
+        return _STATE_LOOK[self][1]
+
+    @property
+    def stroke(self) -> str:
+        return _STATE_LOOK[self][2]
+
+    @classmethod
+    def of(cls, outcome: TaskOutcome) -> State:
+        """A plan outcome as the state of the stored result."""
+        if outcome.status == Status.RUN:
+            return cls.NOT_CACHED if any(
+                r.kind == "no_result" for r in outcome.reasons) else cls.STALE
+        return _STATE_BY_VALUE.get(outcome.status, cls.STALE)
+
+
+#: Each state's (Rich style, fill, stroke).
+_STATE_LOOK: dict[State, tuple[str, str, str]] = {
+    State.CACHED: ("cyan", "#d7f2f4", "#0b7285"),
+    State.STALE: ("magenta", "#f3d9fa", "#862e9c"),
+    State.NOT_CACHED: ("yellow", "#fff3bf", "#e67700"),
+    State.WAITING: ("dim", "#f1f3f5", "#868e96"),
+    State.SKIPPED: ("yellow", "#fff3bf", "#e67700"),
+    State.FAILED: ("bold red", "#ffe3e3", "#c92a2a"),
+}
+_STATE_BY_VALUE: dict[str, State] = {s.value: s for s in State}
+
+#: Outcome status -> (symbol, Rich style); kept for callers of the earlier table.
+STATUS_STYLE: dict[str, tuple[str, str]] = {s.value: (s.symbol, s.style) for s in Status}
+
+#: The notebook's HTML renderers by what they draw ("report", "explanation"), filled
+#: in by `notebook` when the package is imported: the renderer imports the objects
+#: it draws, never the reverse (a deferred import back would be an import cycle).
+HTML_RENDERERS: dict[str, Callable[[Any], str]] = {}
+
+#: How many past runs `history` shows by default (the CLI and the shell alike).
+HISTORY_DEFAULT = 20
+
+
+def last_line(text: str | None, default: str = "failed") -> str:
+    """The last line of an error's text (its message, after the traceback), or `default`."""
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else default
 
 
 @dataclass
@@ -91,6 +194,9 @@ class TaskOutcome:
     error: str | None = None
     #: how many times its code ran (more than 1 when retries= were used)
     attempts: int = 1
+    #: when it started and was settled (epoch seconds; equal for a task that did not run)
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @property
     def why(self) -> str:
@@ -171,8 +277,7 @@ class RunReport:
             lines = []
             for name in self.failed:
                 o = self.outcomes[name]
-                first = (o.error or o.why).strip().splitlines()
-                lines.append(f"  - {name}: {first[-1] if first else 'failed'}")
+                lines.append(f"  - {name}: {last_line(o.error or o.why)}")
             raise PipelineFailedError(
                 f"{len(self.failed)} task(s) of {self.pipeline!r} failed:\n" + "\n".join(lines)
             )
@@ -193,13 +298,14 @@ class RunReport:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=Text(self.summary()), title_justify="left")
-        table.add_column("task")
+        table = Table()
+        table.add_column("task", overflow="fold")
         table.add_column("status")
         table.add_column("time", justify="right")
-        table.add_column("why")
+        table.add_column("why", overflow="fold")
         for o in self.outcomes.values():
-            symbol, style = STATUS_STYLE.get(o.status, ("?", ""))
+            look = Status.of(o.status)
+            symbol, style = (look.symbol, look.style) if look else ("?", "")
             # Text, not markup: names and reasons may contain "[" (exception texts).
             table.add_row(
                 Text(o.name),
@@ -208,3 +314,24 @@ class RunReport:
                 Text(o.why),
             )
         yield table
+        yield Text(self.summary())
+
+    def __str__(self) -> str:
+        """The summary table as plain text (what `print(report)` shows)."""
+        import io
+
+        from rich.console import Console
+
+        out = io.StringIO()
+        # force_jupyter=False: in a notebook Rich would display it instead of writing it.
+        Console(file=out, width=100, color_system=None, force_terminal=False,
+                force_jupyter=False).print(self)
+        return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text display (a terminal, a notebook's text/plain): the table."""
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        """A table and the run's timeline, for notebooks (see `notebook.report_html`)."""
+        return HTML_RENDERERS["report"](self)

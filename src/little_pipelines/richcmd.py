@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import cmd
-import difflib
 import inspect
 import re
 import shlex
@@ -26,12 +25,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import LittlePipelinesError
-from .render import make_console
-
-
-class CommandError(LittlePipelinesError, ValueError):
-    """A command given arguments it does not take, or an unknown command."""
+from .errors import CommandError, LittlePipelinesError, did_you_mean
+from .render import make_console, themed
 
 
 class Args(argparse.ArgumentParser):
@@ -44,7 +39,11 @@ class Args(argparse.ArgumentParser):
         raise CommandError(f"{self.prog}: {message} (see: help {self.prog})")
 
     def parse(self, arg: str) -> argparse.Namespace:
-        return self.parse_intermixed_args(shlex.split(arg))
+        try:
+            return self.parse_intermixed_args(shlex.split(arg))
+        except argparse.ArgumentError as e:  # with exit_on_error=False argparse raises this
+            self.error(str(e))
+            raise  # pragma: no cover - error() raises
 
 
 class RichCmd(cmd.Cmd):
@@ -67,7 +66,9 @@ class RichCmd(cmd.Cmd):
         if stdin is not None and stdin is not sys.stdin:
             self.use_rawinput = False
         if console is not None or self.console is None:
-            self.console = console or make_console(file=stdout)
+            self.console = themed(console) if console is not None else make_console(file=stdout)
+        else:
+            themed(self.console)
 
     @property
     def out(self) -> Console:
@@ -149,9 +150,9 @@ class RichCmd(cmd.Cmd):
 
     def default(self, line: str) -> None:
         name = line.split()[0] if line.split() else line
-        close = difflib.get_close_matches(name, self._command_names(), n=3, cutoff=0.6)
-        hint = ("Did you mean " + " or ".join(map(repr, close)) + "? ") if close else ""
-        raise CommandError(f"Unknown command {name!r}. {hint}Type help for the commands.")
+        hint = did_you_mean(name, self._command_names(), listing=False)
+        raise CommandError(f"Unknown command {name!r}. {hint + ' ' if hint else ''}Type help for "
+                           f"the commands.")
 
     def preloop(self) -> None:
         self._hook("startup", self._default_startup)

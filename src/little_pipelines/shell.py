@@ -20,7 +20,6 @@ finished are stored (each result is written the moment its task finishes).
 
 from __future__ import annotations
 
-import inspect
 import shlex
 from typing import IO, TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from rich.text import Text
 
 from . import render
 from .log import set_log_level
+from .report import HISTORY_DEFAULT
 from .richcmd import Args, CommandError, RichCmd
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Shell(RichCmd):
         return [n for n in self._task_names() if n.startswith(text)]
 
     def _task_names(self) -> list[str]:
-        return list(self.pipeline._tasks) if self.pipeline is not None else []
+        return list(self.pipeline.tasks_by_name()) if self.pipeline is not None else []
 
     # -- looking ---------------------------------------------------------------------------
     def do_list_tasks(self, arg: str) -> None:
@@ -141,7 +141,7 @@ class Shell(RichCmd):
         name = self._one_task(arg, "peek")
         stored = self.p.stored_preview(name)
         if stored is not None:
-            self.out.print(Text(stored))  # kept with the value: nothing loaded
+            self.out.print(render.stored(stored))  # kept with the value: nothing loaded
             return
         value = self.p.get_result(name, default=MISSING)
         if value is MISSING:
@@ -156,14 +156,13 @@ class Shell(RichCmd):
     def do_info(self, arg: str) -> None:
         """What a task is: its documentation, dependencies, inputs, expiry and stored result."""
         task = self.p.get_task(self._one_task(arg, "info"))
-        fn = task.main_function
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="lp.dim")
         facts.add_row("task", Text(task.name, style="lp.task"))
-        doc = getattr(task, "description", None) or (inspect.getdoc(fn) if fn else None)
-        if doc:
-            facts.add_row("about", Text(doc))
-        facts.add_row("depends on", Text(", ".join(task.dependency_names(self.p._tasks)) or "-"))
+        if getattr(task, "description", None):
+            facts.add_row("about", Text(str(task.description)))
+        facts.add_row("depends on", Text(", ".join(task.dependency_names(self.p.tasks_by_name()))
+                                         or "-"))
         facts.add_row("input files", Text(", ".join(task.input_paths) or "-"))
         facts.add_row("expiry", Text(repr(task.expire_results)))
         record = self.p.record(task.name)
@@ -172,13 +171,13 @@ class Shell(RichCmd):
                                      f"{render.fmt_time(record.get('created_at'))}, expires "
                                      f"{render.expiry_text(record)}"))
         self.out.print(facts)
-        if task.info:
-            self.out.print(Text(inspect.cleandoc(task.info), style="yellow"))
+        if task.info:  # the function's docstring; a classic task's module's (or processes')
+            self.out.print(Text(task.info, style="yellow"))
 
     def do_history(self, arg: str) -> None:
         """Past runs: history [--last N]."""
         parser = Args("history")
-        parser.add_argument("--last", type=int, default=render.HISTORY_DEFAULT)
+        parser.add_argument("--last", type=int, default=HISTORY_DEFAULT)
         runs = self.p.history()[-max(parser.parse(arg).last, 1):]
         if not runs:
             self.out.print(f"No runs of {self.p.name!r} yet.")
@@ -200,18 +199,13 @@ class Shell(RichCmd):
         parser = Args("list_cache")
         parser.add_argument("--all", action="store_true")
         show_all = parser.parse(arg).all
-        names = [t.name for t in self.p.tasks]
+        names = self.p.task_names()
+        known = self.p.tasks_by_name()
         if show_all:
-            names += [n for n in self.p.stored_names() if n not in self.p._tasks]
-        rows = [(n, rec, n in self.p._tasks) for n in names
-                for rec in (self._record_of(n),) if rec is not None]
+            names += [n for n in self.p.stored_names() if n not in known]
+        rows = [(n, rec, n in known) for n in names
+                for rec in (self.p.stored_record(n),) if rec is not None]
         self.out.print(render.cache_table(rows))
-
-    def _record_of(self, name: str) -> dict[str, Any] | None:
-        if name in self.p._tasks:
-            return self.p.record(name)
-        rec: dict[str, Any] | None = self.p._store_or_open().record(name)
-        return rec
 
     def do_clear_cache(self, arg: str) -> None:
         """Forget stored results: clear_cache NAME [NAME ...], or clear_cache . for all."""

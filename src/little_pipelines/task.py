@@ -1,10 +1,9 @@
 """Tasks: the classic `Task` + `@task.process` form and the function form.
 
-Both forms build the same `Task`. A classic task is given processes with
-`@task.process`; the one named `run` computes its result, the others are
-helpers callable as `this.<name>(...)` and each timed. A function-form task
-wraps one plain function whose parameters named after tasks receive their
-results.
+Both forms build the same `Task`. A classic task is given processes with `@task.process`;
+the one named `run` computes its result, the others are helpers callable as
+`this.<name>(...)` and each timed. A function-form task wraps one plain function whose
+parameters named after tasks receive their results.
 """
 
 from __future__ import annotations
@@ -13,33 +12,40 @@ import functools
 import inspect
 import os
 import sys
-import types
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import expire as _expire
 from .errors import TaskDefinitionError, did_you_mean
 from .log import safe_filename, task_logger, timed
+from .taskoptions import (
+    NEW_OPTIONS,
+    as_given,
+    check_declaration,
+    check_fingerprint_options,
+    check_run_options,
+    paths_of,
+)
 
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
 
-#: Options a Task takes beyond the original's arguments: name -> default.
-NEW_OPTIONS: dict[str, Any] = {
-    "description": None,
-    "retries": 0,  # extra attempts after a failure
-    "retry_delay": 0.0,  # seconds before each retry, or a list of them for back-off
-    "timeout": None,  # seconds per attempt (enforced where the executor can stop work)
-    "code": None,  # "module" or "function"; None: the pipeline's choice
-    "version": None,  # when given, replaces the code part of the fingerprint
-    "sources": None,  # {"name": fn} where fn() returns a token; a new token reruns the task
-    "params": None,  # {"key": value} passed to the task, part of its fingerprint
-    "ignore_params": None,  # param keys left out of the fingerprint
-}
-_CODE_MODES = ("module", "function")
-_UPSTREAM_ERROR_POLICIES = ("FAIL", "SKIP")
+class Host(Protocol):
+    """What a task may ask of its pipeline (`Pipeline`, or `worker.WorkerPipeline`)."""
 
+    name: str
+    params: dict[str, Any]
+    code: str  # "module" or "function": what a task's code fingerprint covers by default
+
+    @property
+    def log_dir(self) -> Path | None: ...
+    def get_result(self, name: str | Task, default: Any = None) -> Any: ...
+    def tasks_by_name(self) -> Mapping[str, Task]: ...
+    def definition_changed(self) -> None: ...
+
+
+#: The task running in this thread and its run's params (a Task holds no run's state).
+_RUNNING: ContextVar[tuple[Task, Mapping[str, Any]] | None] = ContextVar("lp_running")
 
 class Task:
     """A named unit of work with dependencies, input files and an expiry policy.
@@ -64,41 +70,23 @@ class Task:
         hash_inputs: bool = True,
         **new_options: Any,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise TaskDefinitionError(
-                f"A task name must be a non-empty string, got {name!r}: lp.Task('Extract')."
-            )
-        policy = str(if_upstream_errors).upper()
-        if policy not in _UPSTREAM_ERROR_POLICIES:
-            raise TaskDefinitionError(
-                f"Task {name!r}: if_upstream_errors must be 'FAIL' or 'SKIP', "
-                f"got {if_upstream_errors!r}."
-            )
-        unknown = set(new_options) - set(NEW_OPTIONS)
-        if unknown:
-            bad = sorted(unknown)[0]
-            raise TaskDefinitionError(
-                f"Task {name!r} got an unknown option {bad!r}. "
-                + did_you_mean(bad, [*NEW_OPTIONS, "dependencies", "expire_results",
-                                     "if_upstream_errors", "input_files", "hash_inputs"])
-            )
+        policy = check_declaration(name, if_upstream_errors, new_options)
         self.name = name
         self._declared_deps = _names_of(dependencies, name)
         self.expire_results = _expire.normalize(expire_results)
         self.if_upstream_errors = policy
         # Kept as given (a Path stays a Path, as in the original); `input_paths` is the
         # normalised form everything else uses. A one-shot iterable is kept as a list.
-        self.input_files = _as_given(input_files)
-        _paths_of(self.input_files, name)  # checked now, before anything runs
+        self.input_files = as_given(input_files)
+        paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
         for option, default in NEW_OPTIONS.items():
             if option != "params":
                 setattr(self, option, new_options.get(option, default))
         self._own_params: dict[str, Any] = dict(new_options.get("params") or {})
-        self._effective_params: dict[str, Any] | None = None
-        _check_run_options(self)
-        _check_fingerprint_options(self)
-        self.pipeline: Pipeline | None = None
+        check_run_options(name, self.retries, self.retry_delay, self.timeout)
+        self._check_fingerprint_options()
+        self.pipeline: Host | None = None
         self.is_executed = False
         self.is_skipped = False
         self._processes: dict[str, Callable[..., Any]] = {}
@@ -194,30 +182,34 @@ class Task:
 
     @property
     def params(self) -> dict[str, Any]:
-        """Parameters passed to the task: the pipeline's `params`, updated by the task's."""
-        if self._effective_params is not None:
-            return self._effective_params
+        """Parameters passed to the task: the pipeline's `params`, updated by the task's.
+
+        While the task runs, the params fixed for the run (those its fingerprint holds).
+        """
+        running = _RUNNING.get(None)
+        if running is not None and running[0] is self:
+            return dict(running[1])
         inherited = getattr(self.pipeline, "params", None) or {}
         return {**inherited, **self._own_params}
 
     @params.setter
     def params(self, value: Mapping[str, Any] | None) -> None:
         self._own_params = dict(value or {})
-        _check_fingerprint_options(self)
+        self._check_fingerprint_options()
 
     @property
     def dependencies(self) -> dict[str, Task] | None:
         """None until the task is added to a pipeline, then `{name: Task}`."""
         if self.pipeline is None:
             return None
-        tasks = self.pipeline._tasks
+        tasks = self.pipeline.tasks_by_name()
         return {n: tasks[n] for n in self.dependency_names(tasks) if n in tasks}
 
     @dependencies.setter
     def dependencies(self, value: Iterable[str | Task] | None) -> None:
         self._declared_deps = _names_of(value, self.name)
         if self.pipeline is not None:
-            self.pipeline._changed()
+            self.pipeline.definition_changed()
 
     # -- running ---------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -233,26 +225,41 @@ class Task:
         with timed(self.logger, f"process {pname!r}"):
             return self._processes[pname](self, *args, **kwargs)
 
-    def invoke(self, inputs: Mapping[str, Any]) -> Any:
-        """Compute the result: the engine's entry point, given upstream values by name."""
-        if self._function is None:
-            return self._call_process("run")
-        params = self.params
-        kwargs = {p: inputs[p] if p in inputs else params[p]
-                  for p in self._params if p in inputs or p in params}
-        with timed(self.logger, f"function {self._function.__name__!r}"):
-            if self._wants_this:
-                return self._function(self, **kwargs)
-            return self._function(**kwargs)
+    def invoke(self, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Any:
+        """Compute the result: the worker's entry point, given upstream values by name
+        and the params fixed for the run (default: the task's current `params`)."""
+        params = self.params if params is None else params
+        token = _RUNNING.set((self, params))
+        try:
+            fn = self._function
+            if fn is None:
+                return self._call_process("run")
+            kwargs = {p: inputs[p] if p in inputs else params[p]
+                      for p in self._params if p in inputs or p in params}
+            with timed(self.logger, f"function {fn.__name__!r}"):
+                return fn(self, **kwargs) if self._wants_this else fn(**kwargs)
+        finally:
+            _RUNNING.reset(token)
 
     def _run_function_from_pipeline(self, this: Task) -> Any:
         # `task.run()` on a function-form task: fetch the upstream results itself.
-        pipeline = self.pipeline
-        known = pipeline._tasks if pipeline is not None else {}
-        inputs = {p: pipeline.get_result(p) for p in self._params if p in known} if pipeline else {}
-        return self.invoke(inputs)
+        host = self.pipeline
+        if host is None:
+            return self.invoke({})
+        known = host.tasks_by_name()
+        return self.invoke({p: host.get_result(p) for p in self._params if p in known})
+
+    def attach(self, host: Host | None) -> None:
+        """Belong to `host` (a pipeline, a worker's stand-in); the logger follows its folder."""
+        self.pipeline = host
+        self._logger = None
 
     # -- introspection -----------------------------------------------------------
+    @property
+    def argument_names(self) -> tuple[str, ...]:
+        """A function-form task's parameter names (upstream tasks or params); () if classic."""
+        return self._params
+
     def code_functions(self) -> list[Callable[..., Any]]:
         """The user's functions that make up this task (for its code fingerprint)."""
         if self._function is not None:
@@ -260,10 +267,14 @@ class Task:
         return list(self._processes.values())
 
     @property
+    def has_run(self) -> bool:
+        """Whether the task has its `run` process (a function-form task always has)."""
+        return "run" in self._processes
+
+    @property
     def input_paths(self) -> list[str]:
-        """`input_files` as a list of path strings (read at each call, so a changed
-        `input_files` counts)."""
-        return _paths_of(self.input_files, self.name)
+        """`input_files` as path strings (read at each call: a changed `input_files` counts)."""
+        return paths_of(self.input_files, self.name)
 
     @property
     def main_function(self) -> Callable[..., Any] | None:
@@ -273,29 +284,36 @@ class Task:
     @property
     def log_dir(self) -> Path | None:
         """The folder of this task's log file (its pipeline's), as the original; None alone."""
-        return None if self.pipeline is None else Path(self.pipeline.log_dir)
+        log_dir = self.pipeline.log_dir if self.pipeline is not None else None
+        return log_dir if log_dir is None or isinstance(log_dir, Path) else Path(log_dir)
 
     @property
     def log_file(self) -> Path | None:
         """This task's log file, once it belongs to a pipeline."""
-        if self.pipeline is None:
-            return None
-        return self.log_dir / f"{safe_filename(self.name)}.log" if self.log_dir else None
+        return None if self.log_dir is None else self.log_dir / f"{safe_filename(self.name)}.log"
 
     @property
     def logger(self) -> Any:
         """This task's loguru logger; its records also go to `<log dir>/<name>.log`."""
         if self._logger is None:
-            log_dir = self.pipeline.log_dir if self.pipeline is not None else None
-            self._logger = task_logger(self.name, log_dir)
+            self._logger = task_logger(self.name, self.log_dir)
         return self._logger
 
     @property
     def info(self) -> str | None:
-        """The docstring of the module that defines the task."""
+        """What the task is about: a function-form task's own docstring; for a classic
+        task the docstring of the module that defines it (as the original library
+        had it), else its processes' docstrings, `run` first."""
+        if self._function is not None:
+            return inspect.getdoc(self._function)
         fns = self.code_functions()
         module = sys.modules.get(getattr(fns[0], "__module__", "") or "") if fns else None
-        return module.__doc__ if module is not None else None
+        if module is not None and module.__doc__:
+            return inspect.cleandoc(module.__doc__)
+        run = self._processes.get("run")
+        ordered = ([run] if run is not None else []) + [f for f in fns if f is not run]
+        docs = [inspect.getdoc(f) for f in ordered]
+        return "\n\n".join(d for d in docs if d) or None
 
     @property
     def result(self) -> Any:
@@ -310,6 +328,10 @@ class Task:
     # Identity semantics: two tasks are equal only if they are the same object.
     __hash__ = object.__hash__
 
+    def _check_fingerprint_options(self) -> None:
+        check_fingerprint_options(self.name, self.code, self.version, self.sources,
+                                  self._own_params, self.ignore_params)
+
     def __getstate__(self) -> dict[str, Any]:
         # Sent to a worker without its pipeline (the store stays with the driver)
         # and without its logger (rebuilt there, its records shipped back).
@@ -319,67 +341,6 @@ class Task:
         state["pipeline"] = None
         state["_logger"] = None
         return state
-
-
-def find_tasks(namespace: Mapping[str, Any], nested: bool = True) -> set[Task]:
-    """The Tasks among a namespace's values (e.g. `globals()`), one level into modules."""
-    found: set[Task] = set()
-    for value in list(namespace.values()):
-        if isinstance(value, Task):
-            found.add(value)
-        elif nested and isinstance(value, types.ModuleType):
-            found.update(v for v in vars(value).values() if isinstance(v, Task))
-    return found
-
-
-def _check_run_options(task: Task) -> None:
-    retries, delay, timeout = task.retries, task.retry_delay, task.timeout
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: retries must be a whole number >= 0, got {retries!r}."
-        )
-    delays = delay if isinstance(delay, (list, tuple)) else [delay]
-    if not all(_is_seconds(d) for d in delays):
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: retry_delay must be seconds >= 0 or a list of them "
-            f"(e.g. [1, 5, 30]), got {delay!r}."
-        )
-    if timeout is not None and not (_is_seconds(timeout) and timeout > 0):
-        raise TaskDefinitionError(
-            f"Task {task.name!r}: timeout must be a number of seconds > 0, got {timeout!r}."
-        )
-
-
-def _check_fingerprint_options(task: Task) -> None:
-    where = f"Task {task.name!r}"
-    if task.code is not None and task.code not in _CODE_MODES:
-        raise TaskDefinitionError(
-            f"{where}: code must be 'module' (the whole defining file) or 'function' (the "
-            f"task's functions and what they use), got {task.code!r}."
-        )
-    if task.version is not None and not isinstance(task.version, str):
-        raise TaskDefinitionError(f"{where}: version must be a string, got {task.version!r}.")
-    sources = task.sources
-    if sources is not None and not (
-        isinstance(sources, Mapping)
-        and all(isinstance(k, str) and callable(f) for k, f in sources.items())
-    ):
-        raise TaskDefinitionError(
-            f"{where}: sources must map names to functions returning a token, e.g. "
-            f"sources={{'orders': lambda: db.max_updated_at()}}, got {sources!r}."
-        )
-    if not all(isinstance(k, str) for k in task._own_params):
-        raise TaskDefinitionError(f"{where}: params keys must be strings.")
-    ignored = task.ignore_params
-    if ignored is not None and (isinstance(ignored, str) or not all(
-            isinstance(k, str) for k in ignored)):
-        raise TaskDefinitionError(
-            f"{where}: ignore_params must be a list of param names, got {ignored!r}."
-        )
-
-
-def _is_seconds(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:
@@ -396,31 +357,6 @@ def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> lis
             )
         names[d] = None
     return list(names)
-
-
-def _as_given(paths: Any) -> Any:
-    if paths is None:
-        return []
-    if isinstance(paths, (str, os.PathLike, tuple)):
-        return paths
-    return list(paths) if isinstance(paths, Iterable) else [paths]  # [5]: a clear error next
-
-
-def _paths_of(
-    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None, owner: str
-) -> list[str]:
-    if paths is None:
-        return []
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    out = []
-    for p in paths:
-        if not isinstance(p, (str, os.PathLike)):
-            raise TaskDefinitionError(
-                f"Task {owner!r}: input_files are paths, folders or globs, got {p!r}."
-            )
-        out.append(os.fspath(p))
-    return out
 
 
 def _var(name: str) -> str:

@@ -23,7 +23,7 @@ import os
 import pickle
 import reprlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import xxhash
@@ -59,6 +59,7 @@ class Pickled:
     blob: bytes | None = None
     path: str | None = None
     preview: str = ""
+    head: dict[str, Any] = field(default_factory=dict)  # preview_head(): for DataFrames
 
     def discard(self) -> None:
         """Remove the written file (the value was not stored after all)."""
@@ -232,6 +233,24 @@ _REPR.maxdict = 20
 _REPR.maxstring = 200
 _REPR.maxother = PREVIEW_CHARS
 _REPR.maxlevel = 4
+
+
+PREVIEW_HEAD_BYTES = 64 * 1024  # records are read on every run: keep them small
+
+
+def preview_head(value: Any, rows: int = PREVIEW_ROWS) -> dict[str, Any]:
+    """For a DataFrame-like value, its first rows pickled (at most 64 KB) and its shape,
+    kept with the record so `lpipe show` can lay them out for the terminal it prints
+    on without loading the value; {} for anything else (or if that fails)."""
+    if not (callable(getattr(value, "head", None)) and hasattr(value, "shape")
+            and hasattr(value, "columns") and not isinstance(value, type)):
+        return {}
+    try:
+        head = pickle.dumps(value.head(rows), protocol=PROTOCOL)
+        shape = [int(n) for n in tuple(value.shape)]
+    except Exception:  # a frame-like object that is not quite one: the text preview serves
+        return {}
+    return {"preview_head": head, "shape": shape} if len(head) <= PREVIEW_HEAD_BYTES else {}
 
 
 def preview(value: Any, rows: int = PREVIEW_ROWS) -> str:

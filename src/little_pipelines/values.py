@@ -2,8 +2,8 @@
 
 A small result a run produced (or loaded) is kept as its pickled bytes only
 while tasks that need it are still to run, then dropped; a large one stays in
-its value file and is read from there by each task that needs it. Every consumer unpickles its
-own copy, so a task that mutates what it was given cannot change what its
+its value file and is read from there by each task that needs it. Every
+consumer unpickles its own copy, so a task that mutates what it was given cannot change what its
 siblings see: a cold run and a warm run compute the same results. A value read
 from the store is checked against the digest this run's fingerprints used, so a
 damaged value file is never handed to a task as if it were the result.
@@ -12,7 +12,7 @@ damaged value file is never handed to a task as if it were the result.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import StoreError
@@ -28,7 +28,7 @@ class RunValues:
     """Pickled results still needed by the run, with how many dependants are left."""
 
     def __init__(
-        self, store: Store, deps: Mapping[str, list[str]], selected: list[str],
+        self, store: Store, deps: Mapping[str, list[str]], selected: Iterable[str],
         digests: Mapping[str, str | None],
     ) -> None:
         self._store = store
@@ -66,8 +66,12 @@ class RunValues:
         """A fresh copy of a task's result, or MISSING."""
         blob = self._blobs.get(name)
         if blob is not None:
-            return pickle.loads(blob)
-        return self._found(name, self._store.load_value(name, self._digests.get(name)))
+            return unpickle(name, blob)
+        try:
+            found = self._store.load_value(name, self._digests.get(name))
+        except (AttributeError, ImportError) as e:
+            raise _class_gone(name, e) from None
+        return self._found(name, found)
 
     def _found(self, name: str, found: Any) -> Any:
         if found is MISSING and self._digests.get(name) is not None:
@@ -80,7 +84,7 @@ class RunValues:
 
     def for_function(self, task: Task) -> dict[str, Any]:
         """Upstream values for a function-form task's parameters, loaded only now."""
-        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in task._params}
+        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in task.argument_names}
 
     def for_worker(self, task: Task) -> dict[str, Any]:
         """Every dependency's pickled value (or its `ValueFile`), for a task that runs
@@ -102,3 +106,22 @@ class RunValues:
 
     def clear(self) -> None:
         self._blobs.clear()
+
+
+def unpickle(name: str, blob: bytes | ValueFile) -> Any:
+    """The result of task `name` from its pickled bytes or its checked value file; a
+    value whose class is gone (renamed, moved, removed since it was stored) is a
+    StoreError saying how to fix it."""
+    try:
+        return blob.load() if isinstance(blob, ValueFile) else pickle.loads(blob)
+    except (AttributeError, ImportError) as e:
+        raise _class_gone(name, e) from None
+
+
+def _class_gone(name: str, e: Exception) -> StoreError:
+    return StoreError(
+        f"The stored result of {name!r} could not be loaded: {type(e).__name__}: {e}. "
+        f"Its class was probably renamed, moved or removed since it was stored. Forget "
+        f"it so that it is computed again: lpipe forget PIPELINE.py {name} (or "
+        f"pipeline.clear([{name!r}]))."
+    )

@@ -16,6 +16,8 @@ import math
 import typing
 from numbers import Real
 
+from .errors import InvalidOptionError, OptionTypeError
+
 __all__ = [
     "Span",
     "add_months",
@@ -113,9 +115,11 @@ class Span:
             whole = field.name in ("years", "months")
             wanted = "a non-negative integer" if whole else "a non-negative number"
             if isinstance(value, bool) or not isinstance(value, int if whole else Real):
-                raise TypeError(f"{caller}() expected {field.name} to be {wanted}, got {value!r}.")
+                raise OptionTypeError(
+                    f"{caller}() expected {field.name} to be {wanted}, got {value!r}.")
             if not (float(value) >= 0 and math.isfinite(value)):
-                raise ValueError(f"{caller}() expected {field.name} to be {wanted}, got {value!r}.")
+                raise InvalidOptionError(
+                    f"{caller}() expected {field.name} to be {wanted}, got {value!r}.")
         return cls(*values)  # type: ignore[arg-type]  # checked just above
 
     @property

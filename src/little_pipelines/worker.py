@@ -22,12 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from .log import captured, forget_driver_sinks
+
 if TYPE_CHECKING:
     from .task import Task
 
 
-class TaskTimeout(Exception):
-    """Raised inside a task whose attempt ran past its `timeout=`."""
+class TaskTimeout(BaseException):
+    """Raised inside a task whose attempt ran past its `timeout=`.
+
+    A BaseException, like KeyboardInterrupt, so that a task's own `except
+    Exception:` cannot swallow it and return a fallback that would be stored as
+    its result. A task that swallows even this is caught by the clock: an
+    attempt that returns after its timeout counts as timed out all the same.
+    """
 
 
 @dataclass
@@ -52,6 +60,8 @@ class Outcome:
     kind: str = ""
     #: a short text preview of the value, made where the value is (valuefiles.preview)
     preview: str = ""
+    #: its canonical content digest (early cutoff), taken where the value is
+    content: str | None = None
 
     @property
     def duration(self) -> float:
@@ -64,12 +74,14 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Call:
-    """How to run one task: its retry and timeout settings, and where it runs."""
+    """How to run one task: its retry and timeout settings, where it runs, and the
+    params fixed for the run (they travel with the call, not on the task)."""
 
     retries: int = 0
     delays: Sequence[float] = ()
     timeout: float | None = None
     remote: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def call_task(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
@@ -92,16 +104,29 @@ def _attempts(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
         start = time.perf_counter()
         try:
             with _time_limit(call.timeout):
-                value = task.invoke(inputs)
-        except Exception as e:
-            text = (f"TaskTimeout: gave up after {call.timeout}s (timeout=)\n"
-                    if isinstance(e, TaskTimeout) else traceback.format_exc())
-            out.attempts.append(Attempt(time.perf_counter() - start, text))
+                value = task.invoke(inputs, call.params)
+        except KeyboardInterrupt:
+            raise  # the user's Ctrl-C stops the run; everything else is this task's failure
+        except TaskTimeout:
+            out.attempts.append(Attempt(time.perf_counter() - start, _timed_out(call)))
             continue
-        out.attempts.append(Attempt(time.perf_counter() - start))
+        except BaseException:  # sys.exit(), asyncio.CancelledError, ... fail this task only
+            out.attempts.append(Attempt(time.perf_counter() - start, traceback.format_exc()))
+            continue
+        took = time.perf_counter() - start
+        if call.timeout is not None and took >= call.timeout:
+            # The task swallowed its timeout (or could not be interrupted here): what
+            # it returned is a fallback, not its result, and must not be stored.
+            out.attempts.append(Attempt(took, _timed_out(call)))
+            continue
+        out.attempts.append(Attempt(took))
         out.ok, out.value = True, value
         break
     return out
+
+
+def _timed_out(call: Call) -> str:
+    return f"TaskTimeout: gave up after {call.timeout}s (timeout=)\n"
 
 
 class _time_limit:
@@ -136,18 +161,26 @@ def _raise_timeout(signum: int, frame: object) -> None:
 
 # -- away from the driver ---------------------------------------------------------------
 
-_capture = threading.local()
-_capture_sink: dict[int, int] = {}  # pid -> handler id, so each worker process adds one sink
-
-
 class WorkerPipeline:
-    """Stands in for the pipeline on a worker: serves the upstream values sent along."""
+    """Stands in for the pipeline on a worker: serves the upstream values sent along.
 
-    def __init__(self, name: str, values: Mapping[str, Any], task: str) -> None:
+    It satisfies `task.Host`, what a task may ask of its pipeline.
+    """
+
+    def __init__(self, name: str, values: Mapping[str, Any], task: str,
+                 params: Mapping[str, Any]) -> None:
         self.name = name
         self._values = dict(values)
         self._task = task
+        self.params = dict(params)
+        self.code = "module"  # unused on a worker: fingerprints are taken by the driver
         self.log_dir = None
+
+    def tasks_by_name(self) -> Mapping[str, Task]:
+        return {}  # a worker holds one task, not the pipeline
+
+    def definition_changed(self) -> None:
+        """Nothing to forget: a worker holds no execution order."""
 
     def get_result(self, name: Any, default: Any = None) -> Any:
         key = getattr(name, "name", name)
@@ -162,36 +195,11 @@ class WorkerPipeline:
 
 def _call_remote(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
     name = getattr(task.pipeline, "name", None) or task.__dict__.get("_pipeline_name") or ""
-    task.pipeline = WorkerPipeline(name, inputs, task.name)  # type: ignore[assignment]
-    task._logger = None
-    _ensure_capture_sink()
-    records: list[tuple[float, str, str]] = []
-    _capture.records = records
-    try:
+    task.attach(WorkerPipeline(name, inputs, task.name, call.params))
+    with captured() as records:
         out = _attempts(task, inputs, call)
-    finally:
-        _capture.records = None
     out.logs = records
     return out
-
-
-def _ensure_capture_sink() -> None:
-    pid = os.getpid()
-    if pid not in _capture_sink:
-        _capture_sink[pid] = logger.add(
-            _capture_record, level="DEBUG", format="{message}",
-            filter=lambda r: "lp_task" in r["extra"],
-        )
-
-
-def _capture_record(message: Any) -> None:
-    records = getattr(_capture, "records", None)
-    if records is not None:
-        r = message.record
-        text = r["message"]
-        if r["exception"] is not None:
-            text += "\n" + "".join(traceback.format_exception(*r["exception"]))
-        records.append((r["time"].timestamp(), r["level"].name, text))
 
 
 def init_process_worker() -> None:
@@ -201,7 +209,7 @@ def init_process_worker() -> None:
     would print lines twice and interleave the task files.
     """
     logger.remove()
-    _capture_sink.clear()
+    forget_driver_sinks()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _die_with_parent()
 

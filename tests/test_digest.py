@@ -1,0 +1,229 @@
+"""Equal values, equal digests: early cutoff holds across processes (hash seeds) and for
+equal DataFrames built in different ways; users can teach it their own types (issue 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import little_pipelines as lp
+from little_pipelines.fingerprint import FileStamp, value_digest
+
+SCRIPT = """
+    import json, os, sys
+    import little_pipelines as lp
+
+    p = lp.Pipeline("cutoff")
+
+
+    @p.task
+    def words():
+        {build}
+
+
+    @p.task
+    def counted(words):
+        return len(words)
+
+
+    @p.task
+    def report(counted):
+        return f"{{counted}} words"
+
+
+    report_ = p.execute(force_tasks=["words"])
+    print(json.dumps(sorted(report_.executed)))
+    p.close()
+"""
+
+
+def run_script(tmp_path: Path, build: str, seed: int, extra_env: dict[str, str] | None = None
+               ) -> list[str]:
+    script = tmp_path / "cutoff.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(build=build)))
+    env = {**os.environ, "PYTHONHASHSEED": str(seed), **(extra_env or {})}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("build", [
+    'return {"apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yuzu"}',
+    'return frozenset({"apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yuzu"})',
+    'return {w: len(w) for w in {"apple", "pear", "plum", "fig", "kiwi", "lime", "date"}}',
+])
+def test_equal_sets_stop_reruns_across_hash_seeds(tmp_path: Path, build: str) -> None:
+    assert run_script(tmp_path, build, seed=1) == ["counted", "report", "words"]
+    for seed in (2, 3, 4):
+        assert run_script(tmp_path, build, seed=seed) == ["words"]
+
+
+FRAME = """import pandas as pd
+        if os.environ["BUILD"] == "dict":
+            return pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+        return pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]}, index=[0, 1, 2])"""
+
+
+def test_equal_dataframes_built_differently_stop_reruns(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    assert run_script(tmp_path, FRAME, 0, {"BUILD": "dict"}) == ["counted", "report", "words"]
+    assert run_script(tmp_path, FRAME, 0, {"BUILD": "index"}) == ["words"]
+
+
+def test_a_changed_dataframe_still_reruns_below(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    changed = FRAME.replace('["x", "y", "z"]}, index', '["x", "y", "Z"]}, index')
+    assert run_script(tmp_path, changed, 0, {"BUILD": "dict"}) == ["counted", "report", "words"]
+    assert run_script(tmp_path, changed, 0, {"BUILD": "index"}) == ["counted", "words"]
+
+
+def test_content_digests_of_arrays_and_frames() -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    a = np.arange(6)
+    assert value_digest(a) == value_digest(np.arange(6).copy())
+    assert value_digest(a) != value_digest(a.reshape(2, 3))
+    assert value_digest(a) != value_digest(a.astype("int32"))
+    assert value_digest(np.array(["a", None], dtype=object)) == value_digest(
+        np.array(["a", None], dtype=object))
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    assert value_digest(frame) != value_digest(frame.rename(columns={"a": "b"}))
+    assert value_digest(frame) != value_digest(frame.set_axis([5, 6]))
+    assert value_digest(frame["a"]) != value_digest(frame["a"].rename("c"))
+
+
+def test_numpy_and_pandas_are_never_imported_by_the_library(tmp_path: Path) -> None:
+    code = textwrap.dedent("""
+        import sys
+        import little_pipelines as lp
+        p = lp.Pipeline("plain")
+
+        @p.task
+        def words():
+            return {"a": {"b", "c"}, "d": [1, 2.5, None]}
+
+        p.execute()
+        p.close()
+        print(sorted(m for m in ("numpy", "pandas", "polars") if m in sys.modules))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+class Money:
+    def __init__(self, cents: int, note: str) -> None:
+        self.cents = cents
+        self.note = note  # not part of the value: two Money of equal cents are equal
+
+
+def test_register_digest_teaches_a_type(pipelines) -> None:  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+    p = pipelines("money")
+
+    @p.task
+    def price():
+        calls["n"] += 1
+        return Money(500, f"computed {calls['n']} times")
+
+    @p.task
+    def doubled(price):
+        return price.cents * 2
+
+    p.execute()
+    p.execute(force_tasks=["price"])
+    before = p.execute(force_tasks=["price"])
+    assert before.executed == ["price", "doubled"]  # by pickle: the note differs each time
+    lp.register_digest(Money, lambda m: str(m.cents))
+    try:
+        p.execute(force_tasks=["price"])  # the stored digest was by pickle: one rerun
+        assert p.execute(force_tasks=["price"]).executed == ["price"]
+    finally:
+        from little_pipelines import fingerprint
+
+        fingerprint._DIGESTERS.pop(Money, None)
+    with pytest.raises(TypeError, match="register_digest expects a type"):
+        lp.register_digest("Money", str)  # type: ignore[arg-type]
+
+
+def test_file_stamps_are_named_and_equal_to_old_plain_tuples(tmp_path: Path) -> None:
+    stamp = FileStamp(3, 4, "abc")
+    assert stamp == (3, 4, "abc") and stamp.digest == "abc"
+    assert hash(stamp) == hash((3, 4, "abc"))
+
+
+def as_old_record(record: dict) -> dict:  # type: ignore[type-arg]
+    """A record as the code before issue 10 wrote it: code stamps as plain tuples, with
+    `(0, 0, digest)` for pieces that are not files, and no content digest."""
+    old = dict(record)
+    old["code"] = {k: (0, 0, s[-1]) if len(s) == 2 else tuple(s) for k, s in record["code"].items()}
+    old["inputs"] = {k: tuple(s) for k, s in record["inputs"].items()}
+    old.pop("value_digest", None)
+    return old
+
+
+@pytest.mark.parametrize("mode", ["module", "function"])
+def test_records_written_before_issue_10_cost_at_most_one_rerun(pipelines, mode: str  # type: ignore[no-untyped-def]
+                                                                ) -> None:
+    p = pipelines(f"old_{mode}", code=mode)
+
+    @p.task(version="1")
+    def words():
+        return {"b": 2, "a": 1}
+
+    @p.task
+    def counted(words):
+        return len(words)
+
+    p.execute()
+    store = p._store_or_open()
+    for name in ("words", "counted"):
+        record = store.record(name)
+        store.put(name, store.load_blob(name), as_old_record(record))
+    first = p.execute()
+    assert not first.failed
+    assert set(first.executed) <= {"counted"}  # at most one rerun, never an error
+    assert p.execute().executed == []
+    assert p.get_result("counted") == 2
+
+
+def grown_and_shrunk(mode_file: str) -> set[str]:
+    """An equal set whose iteration order (and pickle) depends on how it was built."""
+    words = {"apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yuzu"}
+    if Path(mode_file).read_text() == "grown":
+        words |= {str(i) for i in range(1000)}
+        words -= {str(i) for i in range(1000)}
+    return words
+
+
+def test_equal_sets_from_process_workers_stop_reruns(pipelines, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                     ) -> None:
+    import pickle
+
+    mode = tmp_path / "mode.txt"
+    mode.write_text("plain")
+    plain = grown_and_shrunk(str(mode))
+    mode.write_text("grown")
+    assert pickle.dumps(plain) != pickle.dumps(grown_and_shrunk(str(mode)))  # the premise
+    mode.write_text("plain")
+    p = pipelines("remote_sets")
+
+    @p.task(input_files=[mode])
+    def words():
+        return grown_and_shrunk(str(mode))
+
+    @p.task
+    def counted(words):
+        return len(words)
+
+    assert set(p.execute(executor="processes").executed) == {"words", "counted"}
+    mode.write_text("grown")
+    assert p.execute(executor="processes").executed == ["words"]  # an equal set: cut off

@@ -1,0 +1,59 @@
+"""Freshness alone: a task's state against its record gives reuse, or reasons to run."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+import little_pipelines as lp
+from little_pipelines.freshness import Probe, check_params, current_state, reasons_to_run
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def make_task() -> lp.Task:
+    def summary(region):
+        return region
+
+    return lp.Task.from_function(summary, input_files=["data.csv"])
+
+
+def kinds(task: lp.Task, record, state) -> list[str]:
+    return [r.kind for r in reasons_to_run(task, record, state, run_id="r", now=NOW)]
+
+
+def state_of(task: lp.Task, record, params, upstream=None):
+    return current_state(task, record, Probe(), ["data.csv"], upstream or {}, params)
+
+
+def test_a_state_equal_to_its_record_is_reused_and_each_change_has_its_reason(tmp_path,
+                                                                              ) -> None:
+    (tmp_path / "data.csv").write_text("a,b\n")
+    task = make_task()
+    first = state_of(task, None, {"region": "north"}, {"up": "d1"})
+    assert kinds(task, None, first) == ["no_result"]
+    record = {**first.record_fields()}
+    assert kinds(task, record, state_of(task, record, {"region": "north"}, {"up": "d1"})) == []
+    assert kinds(task, record, state_of(task, record, {"region": "south"}, {"up": "d1"})) == [
+        "param_changed"]
+    assert kinds(task, record, state_of(task, record, {"region": "north"}, {"up": "d2"})) == [
+        "upstream_changed"]
+    (tmp_path / "data.csv").write_text("a,b,c\n")
+    assert kinds(task, record, state_of(task, record, {"region": "north"}, {"up": "d1"})) == [
+        "input_changed"]
+
+
+def test_the_params_given_are_the_ones_fingerprinted_not_the_declarations(tmp_path) -> None:
+    (tmp_path / "data.csv").write_text("x")
+    task = make_task()
+    assert task.params == {}
+    state = state_of(task, None, {"region": "north"})
+    assert set(state.params) == {"region"} and state.params_text == {"region": "'north'"}
+
+
+def test_a_param_that_cannot_be_fingerprinted_is_a_loud_error() -> None:
+    import threading
+
+    with pytest.raises(lp.FingerprintError, match="param 'lock' cannot be fingerprinted"):
+        check_params(make_task(), {"lock": threading.Lock()})
