@@ -240,6 +240,44 @@ def test_forced_overrides_skipped(loaded: tuple[lp.Pipeline, lp.Task, lp.Task]) 
     assert pipeline.last_report is not None and pipeline.last_report["One"].status == "executed"
 
 
+def test_set_and_clear_forced_and_ignored_names(pipeline: lp.Pipeline) -> None:
+    """The original's standing lists: names are kept (checked when a run uses them)."""
+    pipeline.set_forced("TaskA", "TaskB")
+    pipeline.set_ignored("TaskA")
+    assert {"TaskA", "TaskB"} <= set(pipeline.forced_tasks)
+    assert "TaskA" in pipeline.ignored_tasks
+    pipeline.clear_forced()
+    pipeline.clear_ignored()
+    assert len(pipeline.forced_tasks) == 0 and len(pipeline.ignored_tasks) == 0
+
+
+def test_set_ignored_skips_and_set_forced_reruns_in_later_runs(
+    loaded: tuple[lp.Pipeline, lp.Task, lp.Task],
+) -> None:
+    pipeline, zero, one = loaded
+    pipeline.set_ignored("One")
+    pipeline.execute()
+    assert zero.is_executed and one.is_skipped and not one.is_executed
+    assert pipeline.is_complete is True
+    pipeline.clear_ignored()
+    pipeline.execute()  # One runs now; Zero is cached
+    pipeline.set_forced("One")
+    pipeline.execute()
+    assert one.is_executed and zero.is_skipped
+    pipeline.set_ignored("One")  # forced wins over ignored
+    pipeline.execute()
+    assert one.is_executed and not one.is_skipped
+
+
+def test_a_standing_name_that_is_no_task_is_refused_when_a_run_uses_it(
+    loaded: tuple[lp.Pipeline, lp.Task, lp.Task],
+) -> None:
+    pipeline, _, _ = loaded
+    pipeline.set_forced("Onee")
+    with pytest.raises(lp.UnknownTaskError, match="One"):
+        pipeline.execute()
+
+
 def test_a_failure_leaves_the_pipeline_incomplete(pipeline: lp.Pipeline) -> None:
     bad = lp.Task("Bad")
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from .report import HTML_RENDERERS, fmt_time
+from .report import HTML_RENDERERS, Status, fmt_time
 
 if TYPE_CHECKING:
     from .explain import Explanation
@@ -25,15 +25,15 @@ STYLE = """
 .lp-report th, .lp-report td { padding: 2px 10px; text-align: left; vertical-align: top;
   border-bottom: 1px solid #dee2e6; }
 .lp-report td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.lp-report .executed { color: #2f9e44; } .lp-report .cached { color: #0b7285; }
-.lp-report .skipped, .lp-report .waiting { color: #e67700; }
-.lp-report .failed { color: #c92a2a; font-weight: bold; } .lp-report .run { color: #862e9c; }
+.lp-report .failed { font-weight: bold; }
 .lp-report .summary { font-weight: bold; margin: 4px 0; }
 .lp-report pre { margin: 0; }
-"""
+""" + "".join(f".lp-report .{s} {{ color: {s.fill}; }}\n" for s in Status)
 
-_SYMBOLS = {"executed": "✓", "cached": "↺", "skipped": "-", "failed": "✗", "run": "▶",
-            "waiting": "…", "interrupted": "!"}
+
+def _symbol(status: str) -> str:
+    known = Status.of(status)
+    return known.symbol if known is not None else "?"
 
 
 def _seconds(value: float | None) -> str:
@@ -48,7 +48,7 @@ def report_html(report: RunReport, *, timeline: bool = True) -> str:
         rows.append(
             f'<tr class="lp-task" data-status="{escape(o.status)}">'
             f"<td>{escape(o.name)}</td>"
-            f'<td class="{escape(o.status)}">{_SYMBOLS.get(o.status, "?")} {escape(o.status)}</td>'
+            f'<td class="{escape(o.status)}">{_symbol(o.status)} {escape(o.status)}</td>'
             f'<td class="num">{_seconds(o.duration) if ran else "-"}</td>'
             f'<td class="num">{_seconds(o.stored_duration) if o.status == "cached" else "-"}</td>'
             f"<td>{escape(o.why)}</td></tr>")
@@ -74,7 +74,7 @@ def explanation_html(explanation: Explanation) -> str:
     status = escape(explanation.status)
     return (f'<div class="lp-report"><style>{STYLE}</style>'
             f'<div class="summary">{escape(explanation.task)}: '
-            f'<span class="{status}">{_SYMBOLS.get(explanation.status, "?")} {status}</span>'
+            f'<span class="{status}">{_symbol(explanation.status)} {status}</span>'
             f"</div><ul>{''.join(items)}</ul></div>")
 
 

@@ -25,7 +25,16 @@ from .folders import check_pipeline_name, defining_file, pipeline_folders
 from .freshness import Probe, current_state, expiry_reasons
 from .log import ensure_console, lib_logger, run_logger
 from .report import RunReport, TaskOutcome
-from .spec import RunResult, RunSpec, Selection, TaskNames, build_spec, check_names
+from .spec import (
+    RunResult,
+    RunSpec,
+    Selection,
+    TaskNames,
+    build_spec,
+    check_names,
+    listed,
+    progress_with_flags,
+)
 from .store import MISSING, Store
 from .task import Task
 
@@ -80,6 +89,10 @@ class Pipeline:
         self.failures: list[str] = []
         self.last_report: RunReport | None = None
         self._defined_in = defining_file()
+        #: standing force/skip lists (the original's set_forced / set_ignored), added to
+        #: every execute()'s force_tasks / skip_tasks until cleared
+        self.forced_tasks: set[str] = set()
+        self.ignored_tasks: set[str] = set()
 
     # -- registry ------------------------------------------------------------
     def add(self, *tasks: Task | Iterable[Task]) -> Pipeline:
@@ -231,9 +244,10 @@ class Pipeline:
 
         Task failures do not raise: see `report.failed` or `report.raise_for_failures()`.
         """
-        selection = Selection(targets, force, force_tasks, skip_tasks, single_task, dry_run)
+        selection = Selection(targets, force, [*listed(force_tasks), *self.forced_tasks],
+                              [*listed(skip_tasks), *self.ignored_tasks], single_task, dry_run)
         # Everything is checked before anything (flags, failures) changes.
-        spec = self._spec(selection, progress=progress if dry_run else _flag_setter(
+        spec = self._spec(selection, progress=progress if dry_run else progress_with_flags(
             self._tasks, progress), executor=executor, workers=workers, scheduler=scheduler)
         if dry_run:
             return self._walk(spec).report
@@ -254,6 +268,20 @@ class Pipeline:
             self._store_or_open().save_last_run(timeline.as_dict(report))
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
+
+    def set_forced(self, *names: str | Task) -> None:
+        """Force these tasks in every later run (with `force_tasks`), until `clear_forced()`."""
+        self.forced_tasks.update(n.name if isinstance(n, Task) else n for n in names)
+
+    def clear_forced(self) -> None:
+        self.forced_tasks.clear()
+
+    def set_ignored(self, *names: str | Task) -> None:
+        """Skip these tasks in every later run (with `skip_tasks`), until `clear_ignored()`."""
+        self.ignored_tasks.update(n.name if isinstance(n, Task) else n for n in names)
+
+    def clear_ignored(self) -> None:
+        self.ignored_tasks.clear()
 
     def plan(
         self,
@@ -424,26 +452,3 @@ class Pipeline:
 
 
 _CLAIMED: dict[Path, set[str]] = {}  # stores this process checked the defining file of
-
-
-def _flag_setter(
-    tasks: Mapping[str, Task], progress: Callable[[str, str, TaskOutcome | None], None] | None
-) -> Callable[[str, str, TaskOutcome | None], None]:
-    """The run's progress callback, also setting the original's `is_executed`/`is_skipped`
-    from each outcome as it is reported, before any task below it starts: a task reading
-    an upstream task's flag sees this run's, as in the original. A task skipped because
-    the run was interrupted keeps its flags (it was never decided)."""
-
-    def on_progress(event: str, name: str, outcome: TaskOutcome | None) -> None:
-        if outcome is not None:
-            task = tasks[name]
-            if outcome.status == "executed":
-                task.is_executed, task.is_skipped = True, False
-            elif outcome.status == "cached" or (
-                    outcome.status == "skipped"
-                    and not any(r.kind == "interrupted" for r in outcome.reasons)):
-                task.is_skipped = True
-        if progress is not None:
-            progress(event, name, outcome)
-
-    return on_progress

@@ -98,6 +98,11 @@ class Status(StrEnum):
         return _LOOK[self][2]
 
     @property
+    def fill(self) -> str:
+        """Its colour in pictures (the SVG timeline, notebook HTML)."""
+        return _LOOK[self][4]
+
+    @property
     def next_run(self) -> str:
         return _LOOK[self][3]
 
@@ -107,15 +112,15 @@ class Status(StrEnum):
         return _BY_VALUE.get(status)
 
 
-#: Each status's (symbol, Rich style, live-table word, next-run word in a plan).
-_LOOK: dict[Status, tuple[str, str, str, str]] = {
-    Status.EXECUTED: ("✓", "green", "done", "executed"),
-    Status.CACHED: ("↺", "cyan", "reused", "reused"),
-    Status.SKIPPED: ("-", "yellow", "skipped", "skipped"),
-    Status.FAILED: ("✗", "bold red", "failed", "cannot run"),
-    Status.RUN: ("▶", "magenta", "run", "will run"),
-    Status.WAITING: ("…", "dim", "waiting", "may run"),
-    Status.INTERRUPTED: ("!", "bold yellow", "interrupted", "interrupted"),
+#: Each status's (symbol, Rich style, live-table word, next-run word in a plan, picture colour).
+_LOOK: dict[Status, tuple[str, str, str, str, str]] = {
+    Status.EXECUTED: ("✓", "green", "done", "executed", "#2f9e44"),
+    Status.CACHED: ("↺", "cyan", "reused", "reused", "#0b7285"),
+    Status.SKIPPED: ("-", "yellow", "skipped", "skipped", "#e67700"),
+    Status.FAILED: ("✗", "bold red", "failed", "cannot run", "#c92a2a"),
+    Status.RUN: ("▶", "magenta", "run", "will run", "#862e9c"),
+    Status.WAITING: ("…", "dim", "waiting", "may run", "#868e96"),
+    Status.INTERRUPTED: ("!", "bold yellow", "interrupted", "interrupted", "#f08c00"),
 }
 _BY_VALUE: dict[str, Status] = {s.value: s for s in Status}
 

@@ -148,16 +148,43 @@ def build_spec(
 
 def check_names(tasks: Mapping[str, Task], names: TaskNames, where: str) -> list[str]:
     """The names given (names or Task objects), each checked to be a task of `tasks`."""
-    if names is None:
-        return []
-    items: Iterable[str | Task] = [names] if isinstance(names, (str, Task)) else names
     out = []
-    for n in items:
+    for n in listed(names):
         key = n.name if isinstance(n, Task) else n
         if key not in tasks:
             raise UnknownTaskError(str(key), tasks, where=where)
         out.append(key)
     return out
+
+
+def listed(names: TaskNames) -> list[str | Task]:
+    """A name, a Task, or an iterable of them (or None) as a list."""
+    if names is None:
+        return []
+    return [names] if isinstance(names, (str, Task)) else list(names)
+
+
+def progress_with_flags(
+    tasks: Mapping[str, Task], progress: Callable[[str, str, TaskOutcome | None], None] | None
+) -> Callable[[str, str, TaskOutcome | None], None]:
+    """The run's progress callback, also setting the original's `is_executed`/`is_skipped`
+    from each outcome as it is reported, before any task below it starts: a task reading
+    an upstream task's flag sees this run's, as in the original. A task skipped because
+    the run was interrupted keeps its flags (it was never decided)."""
+
+    def on_progress(event: str, name: str, outcome: TaskOutcome | None) -> None:
+        if outcome is not None:
+            task = tasks[name]
+            if outcome.status == "executed":
+                task.is_executed, task.is_skipped = True, False
+            elif outcome.status == "cached" or (
+                    outcome.status == "skipped"
+                    and not any(r.kind == "interrupted" for r in outcome.reasons)):
+                task.is_skipped = True
+        if progress is not None:
+            progress(event, name, outcome)
+
+    return on_progress
 
 
 def check_expiry(task: Task) -> None:
@@ -182,4 +209,5 @@ def check_expiry(task: Task) -> None:
 
 __all__ = [
     "RunResult", "RunSpec", "Selection", "TaskNames", "build_spec", "check_expiry", "check_names",
+    "listed", "progress_with_flags",
 ]

@@ -41,15 +41,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .coderefs import (
+    Value,
+    WholeModule,
+    classify,
+    closure_refs,
+    dynamic_refs,
+    is_ignored,
+    is_task,
+    pickle_refs,
+    resolve_names,
+    wrapped_function,
+)
 from .codesource import (
     HasCode,
     Source,
-    attr_chain,
     cell_texts,
     closure_vars,
     code_names,
     is_interactive,
-    is_stdlib,
     is_user_file,
     is_user_module,
     load_source,
@@ -67,10 +77,6 @@ from .fingerprint import (
     value_digest,
 )
 
-_DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "__import__", "vars"})
-#: Runtime objects that never change a result (matched by type name: never imported).
-_IGNORED_TYPES = frozenset({"loguru._logger.Logger", "logging.Logger", "logging.RootLogger",
-                            "logging.LoggerAdapter"})
 #: IPython's own names in a notebook's namespace (history, not definitions).
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
@@ -84,23 +90,6 @@ class Piece:
     #: why a piece is coarser than asked (e.g. "whole module x.py: dynamic getattr() ...")
     note: str = ""
     kind: str = "function"
-
-
-@dataclass(frozen=True)
-class _Value:
-    """A module-level value referenced by name (`config.THRESHOLD`, `OPS`)."""
-
-    key: str
-    module: Any
-    value: Any
-
-
-@dataclass(frozen=True)
-class _WholeModule:
-    """A module counted whole, and why."""
-
-    module: Any
-    why: str
 
 
 class CodeIndex:
@@ -147,8 +136,8 @@ class CodeIndex:
         while stack:
             obj = stack.pop()
             # A value by its name and identity: two closures' `n` are two pieces.
-            ident: Any = ("value", obj.key, id(obj.value)) if isinstance(obj, _Value) else (
-                ("module", id(obj.module)) if isinstance(obj, _WholeModule) else id(obj))
+            ident: Any = ("value", obj.key, id(obj.value)) if isinstance(obj, Value) else (
+                ("module", id(obj.module)) if isinstance(obj, WholeModule) else id(obj))
             if ident in seen:
                 continue
             seen.add(ident)
@@ -172,20 +161,20 @@ class CodeIndex:
 
     def _visit(self, obj: Any) -> tuple[list[tuple[str, Piece]], list[Any]]:
         """The pieces for one object, and the objects it references."""
-        if isinstance(obj, _Value):
+        if isinstance(obj, Value):
             return self._value_piece(obj)
-        if isinstance(obj, _WholeModule):
+        if isinstance(obj, WholeModule):
             return self._whole_module(obj)
         if isinstance(obj, types.ModuleType):
             if is_user_module(obj):
-                return self._whole_module(_WholeModule(obj, "a module used as a value"))
+                return self._whole_module(WholeModule(obj, "a module used as a value"))
             return [_package_piece(obj.__name__)], []
-        if _is_task(obj):
+        if is_task(obj):
             return [], list(obj.code_functions())
-        refs = [w] if (w := _wrapped(obj)) is not None else []
+        refs = [w] if (w := wrapped_function(obj)) is not None else []
         if inspect.isfunction(obj):
             if not is_user_file(obj.__code__.co_filename):
-                return [_package_piece(obj.__module__ or "")], refs + _closure_refs(obj)
+                return [_package_piece(obj.__module__ or "")], refs + closure_refs(obj)
             piece, more = self._function_piece(obj)
             return [piece], refs + more
         if inspect.isclass(obj):
@@ -207,7 +196,7 @@ class CodeIndex:
         src = self._load(fn.__code__.co_filename)
         node = src.function(fn) if src is not None else None
         if node is None:  # no source (built by exec): its bytecode, and every name it uses
-            refs = [_classify(f"{fn.__module__}.{n}", module, fn.__globals__[n])
+            refs = [classify(f"{fn.__module__}.{n}", module, fn.__globals__[n])
                     for n in code_names(fn.__code__) if n in fn.__globals__]
             digest = digest_bytes(marshal.dumps(without_places(fn.__code__)))
             return (name, Piece(digest, kind="code")), [r for r in refs if r is not None]
@@ -216,9 +205,9 @@ class CodeIndex:
         names = code_names(fn.__code__) | set(fn.__code__.co_freevars) | {
             n.id for d in getattr(node, "decorator_list", []) for n in ast.walk(d)
             if isinstance(n, ast.Name)}
-        refs = _resolve_names(node, fn.__globals__, closure_vars(fn), fn.__module__, module,
+        refs = resolve_names(node, fn.__globals__, closure_vars(fn), fn.__module__, module,
                               names)
-        return (name, Piece(digest_bytes(source.encode()), source)), refs + _dynamic_refs(
+        return (name, Piece(digest_bytes(source.encode()), source)), refs + dynamic_refs(
             node, name, fn.__globals__, module)
 
     def _class_piece(self, cls: type, module: types.ModuleType
@@ -231,30 +220,30 @@ class CodeIndex:
         node = src.node_of(cls.__qualname__) if src is not None else None
         bases = [b for b in cls.__bases__ if b is not object]
         if node is None:  # no source: every member, by code and by value
-            members = [_classify(f"{name}.{k}", module, v) for k, v in vars(cls).items()
+            members = [classify(f"{name}.{k}", module, v) for k, v in vars(cls).items()
                        if not k.startswith("__")]
             digest = value_digest(sorted(k for k in vars(cls) if not k.startswith("__")))
             return (name, Piece(digest, kind="class")), bases + [m for m in members if m]
         source = normalised(node)
         local = {n for code in codes for n in code.co_varnames if n not in code_names(code)}
-        refs = _resolve_names(node, vars(module), {}, cls.__module__, module,
+        refs = resolve_names(node, vars(module), {}, cls.__module__, module,
                               {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - local)
         return (name, Piece(digest_bytes(source.encode()), source, kind="class")), (
-            bases + refs + _dynamic_refs(node, name, vars(module), module))
+            bases + refs + dynamic_refs(node, name, vars(module), module))
 
-    def _value_piece(self, ref: _Value) -> tuple[list[tuple[str, Piece]], list[Any]]:
-        if _ignored(ref.value):
+    def _value_piece(self, ref: Value) -> tuple[list[tuple[str, Piece]], list[Any]]:
+        if is_ignored(ref.value):
             return [], []
         refs: list[Any] = []
         try:
-            digest = value_digest(ref.value, persistent_id=_pid(refs))
+            digest = value_digest(ref.value, persistent_id=pickle_refs(refs))
         except Exception as e:
             why = f"{ref.key} (a {type(ref.value).__qualname__}) cannot be fingerprinted: {e}"
-            return [], [_WholeModule(ref.module, why)]
+            return [], [WholeModule(ref.module, why)]
         short = ref.key.rpartition(".")[2]
         return [(ref.key, Piece(digest, f"{short} = {short_repr(ref.value)}", kind="value"))], refs
 
-    def _whole_module(self, whole: _WholeModule) -> tuple[list[tuple[str, Piece]], list[Any]]:
+    def _whole_module(self, whole: WholeModule) -> tuple[list[tuple[str, Piece]], list[Any]]:
         module = whole.module
         if module is None:
             return [], []
@@ -269,137 +258,9 @@ class CodeIndex:
         refs = [r for name, value in vars(module).items()
                 if not name.startswith("_") and name not in _IPYTHON_NAMES
                 and not isinstance(value, types.ModuleType)
-                if (r := _classify(f"{module.__name__}.{name}", module, value)) is not None]
+                if (r := classify(f"{module.__name__}.{name}", module, value)) is not None]
         return [(f"module {module.__name__}", piece)], refs
 
-
-
-def _dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
-                  module: types.ModuleType | None) -> list[Any]:
-    """The whole modules a definition may reach without naming what it reads."""
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-            call = sub.func.id
-            if call not in _DYNAMIC_CALLS:
-                continue
-            if call == "getattr" and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant):
-                continue  # getattr(obj, "literal") is static
-            why = f"dynamic {call}() at line {getattr(sub, 'lineno', '?')} in {name}"
-            looked_into = {id(v): v for n in ast.walk(node) if isinstance(n, ast.Name)
-                           if isinstance(v := globals_.get(n.id), types.ModuleType)}
-            return [_WholeModule(m, why) for m in [module, *looked_into.values()]]
-    return []
-
-
-def _resolve_names(node: ast.AST, globals_: Mapping[str, Any], closure: Mapping[str, Any],
-                   module_name: str, module: types.ModuleType | None, names: set[str]
-                   ) -> list[Any]:
-    """What the code refers to by global or closure name, or by `module.attr` chains
-    (only `names`: a parameter named like a task is the task's result, not its code)."""
-    refs: list[Any] = []
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and sub.id not in names:
-            continue
-        if isinstance(sub, ast.Attribute):
-            chain = attr_chain(sub)
-            found = _lookup(chain, globals_, closure) if chain and chain[0] in names else None
-            if found is not None:
-                refs.append(_classify(*found))
-        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-            if sub.id in closure:
-                refs.append(_classify(f"{module_name}.<closure>.{sub.id}", module,
-                                      closure[sub.id]))
-            elif sub.id in globals_:
-                refs.append(_classify(f"{module_name}.{sub.id}", module, globals_[sub.id]))
-    return [r for r in refs if r is not None]
-
-
-def _classify(key: str, module: Any, value: Any) -> Any:
-    """A referenced object as the walk takes it: a definition, or a value by content."""
-    if isinstance(value, types.ModuleType):
-        return None  # its attributes are followed through `module.attr` chains
-    if (inspect.isfunction(value) or inspect.isclass(value) or inspect.isbuiltin(value)
-            or _is_task(value)):
-        return value
-    return _Value(key, module, value)
-
-
-def _lookup(chain: list[str], globals_: Mapping[str, Any], closure: Mapping[str, Any]
-            ) -> tuple[str, Any, Any] | None:
-    """(key, module, object) for the first non-module along `mod.sub.NAME.attr`."""
-    if not chain:
-        return None
-    obj = closure.get(chain[0], globals_.get(chain[0]))
-    if not isinstance(obj, types.ModuleType):
-        return None
-    for part in chain[1:]:
-        parent = obj
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-        if not isinstance(obj, types.ModuleType):
-            return f"{parent.__name__}.{part}", parent, obj
-    return None
-
-
-def _pid(refs: list[Any]) -> Callable[[Any], Any]:
-    """For pickling a value: take every function and non-stdlib class inside it by
-    reference to a piece that is followed, not by its name alone."""
-
-    def persistent_id(obj: Any) -> Any:
-        if isinstance(obj, (str, int, float, bytes, tuple, list, dict)):
-            return None
-        if inspect.isfunction(obj) or _is_task(obj) or isinstance(obj, types.ModuleType):
-            refs.append(obj)
-            return f"ref {getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}" \
-                   f"{getattr(obj, 'name', '')}"
-        kind = type(obj)
-        if _ignored(obj):
-            return "ignored"
-        wrapped = _wrapped(obj)
-        if wrapped is not None:  # @lru_cache and kin pickle by name: follow the function
-            refs.append(wrapped)
-            return f"wrapped {getattr(obj, '__qualname__', kind.__qualname__)}"
-        if (inspect.isclass(obj) or inspect.isbuiltin(obj)) and not is_stdlib(
-                getattr(obj, "__module__", None) or ""):
-            refs.append(obj)
-            return f"ref {obj.__module__}.{obj.__qualname__}"
-        return None
-
-    return persistent_id
-
-
-def _wrapped(obj: Any) -> Any:
-    try:
-        wrapped = inspect.getattr_static(obj, "__wrapped__", None)
-        if wrapped is None and not isinstance(obj, type):
-            wrapped = vars(obj).get("__wrapped__") if hasattr(obj, "__dict__") else None
-        if wrapped is None and not isinstance(obj, type):
-            wrapped = getattr(obj, "__wrapped__", None)  # C wrappers (lru_cache) hold it in a slot
-    except Exception:
-        return None
-    return wrapped if callable(wrapped) else None
-
-
-def _ignored(value: Any) -> bool:
-    """Loggers, and this library's own objects (a `@p.task` decorator names the pipeline;
-    what a pipeline gives a task — params, upstream results — is fingerprinted apart)."""
-    kind = type(value)
-    return (f"{kind.__module__}.{kind.__qualname__}" in _IGNORED_TYPES
-            or (kind.__module__.startswith("little_pipelines.") and not _is_task(value)))
-
-
-def _is_task(obj: Any) -> bool:
-    return type(obj).__module__ == "little_pipelines.task" and hasattr(obj, "code_functions")
-
-
-def _closure_refs(fn: Any) -> list[Any]:
-    """A library function's closure may hold the user's function (a decorator without
-    functools.wraps): follow what it holds."""
-    module = sys.modules.get(fn.__module__ or "")
-    found = [_classify(f"{fn.__module__}.{fn.__qualname__}.<closure>.{k}", module, v)
-             for k, v in closure_vars(fn).items()]
-    return [r for r in found if r is not None and not isinstance(r, _Value)]
 
 
 def _package_piece(module_name: str) -> tuple[str, Piece]:

@@ -12,19 +12,13 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from .report import RunReport, Status
+
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
 
-    from .report import RunReport
-
-#: status -> (SVG fill colour, Rich style)
-COLOURS: dict[str, tuple[str, str]] = {
-    "executed": ("#2f9e44", "green"),
-    "cached": ("#0b7285", "cyan"),
-    "skipped": ("#e67700", "yellow"),
-    "failed": ("#c92a2a", "red"),
-    "interrupted": ("#f08c00", "bright_yellow"),
-}
+#: the statuses a run's bars can have, in the legend's order
+_SHOWN = (Status.EXECUTED, Status.CACHED, Status.SKIPPED, Status.FAILED, Status.INTERRUPTED)
 _ROW, _BAR, _LABEL, _PLOT = 22, 14, 180, 560  # SVG sizes in pixels
 
 
@@ -88,7 +82,7 @@ def svg(report: RunReport) -> str:
                      f'fill="#495057">{_seconds(t)}</text>')
     for i, b in enumerate(items):
         y = i * _ROW + 4
-        fill = COLOURS.get(b.status, ("#868e96", ""))[0]
+        fill = status.fill if (status := Status.of(b.status)) else "#868e96"
         width = max((b.end - b.start) * scale, 2.0)
         parts.append(f'<text x="{_LABEL - 8}" y="{y + _BAR - 3}" text-anchor="end" '
                      f'fill="#212529">{escape(_clip(b.task, 26))}</text>')
@@ -122,7 +116,7 @@ class RichTimeline:
         for b in items:
             first = min(int(b.start / span * plot), plot - 1)
             cells = max(round((b.end - b.start) / span * plot), 1)
-            style = COLOURS.get(b.status, ("", "dim"))[1]
+            style = status.style if (status := Status.of(b.status)) else "dim"
             bar = Text(" " * first)
             bar.append("█" * min(cells, plot - first), style=style)
             table.add_row(Text(b.task), bar, _seconds(b.end - b.start))
@@ -133,8 +127,8 @@ class RichTimeline:
         yield table
         yield axis
         yield Text.assemble(*(
-            part for status, (_, style) in COLOURS.items()
-            for part in (("█ ", style), (f"{status}  ", "dim"))))
+            part for status in _SHOWN
+            for part in (("█ ", status.style), (f"{status}  ", "dim"))))
 
 
 def _seconds(value: float) -> str:
