@@ -631,7 +631,10 @@ def section_startup(scratch: Path, quick: bool, env: dict[str, str]) -> dict[str
     py = sys.executable
     out: dict[str, Any] = {"reps": reps, "import_wall_s": {}, "import_in_process_s": {}}
     out["python_bare_s"], _ = _wall([py, "-c", "pass"], env, reps)
-    modules = {"little_pipelines": "little_pipelines", "diskcache": "diskcache",
+    modules = {"little_pipelines": "little_pipelines",
+               # What a user pays before the first task: the facade's names load lazily.
+               "little_pipelines + Pipeline": "little_pipelines.pipeline",
+               "diskcache": "diskcache",
                "loguru": "loguru", "rich": "rich", "doit": "doit.doit_cmd",
                "joblib": "joblib", "luigi": "luigi", "hamilton": "hamilton.driver",
                "prefect": "prefect"}

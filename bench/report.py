@@ -12,6 +12,7 @@ from workloads import SHAPES, affected
 FLOOR = "diskcache floor"
 PLAIN = "plain loop"
 OURS = "little_pipelines"
+CLASSIC = "little_pipelines (classic form)"
 TOOL_ORDER = [PLAIN, FLOOR, OURS, "little_pipelines (INFO console)",
               "little_pipelines (classic form)", "doit", "joblib", "hamilton", "luigi", "prefect"]
 #: Issue 3's figures seen for the peers at N=1,000 chain (µs/task), for comparison.
@@ -229,7 +230,7 @@ def section_invalidation(agg: dict) -> tuple[str, list[dict[str, Any]]]:
 def section_scale(agg: dict) -> str:
     rows = []
     sizes = sorted({k[2] for k in agg if k[0] == OURS})
-    for tool in (OURS, FLOOR, "doit", "joblib"):
+    for tool in (OURS, CLASSIC, FLOOR, "doit", "joblib"):
         for shape in SHAPES:
             for phase in ("cold", "warm"):
                 vals = [cell(agg, tool, shape, n, phase) for n in sizes]
@@ -623,6 +624,107 @@ def section_caveats(data: dict[str, Any], agg: dict) -> str:
 # -- the document -------------------------------------------------------------------------------
 
 
+# -- issue 14 --------------------------------------------------------------------------------
+
+_CELLS = (("chain", "cold"), ("fan", "cold"), ("chain", "warm"), ("fan", "warm"),
+          ("chain", "invalidate"))
+
+
+def section_forms(agg: dict) -> str:
+    """Both task forms beside the diskcache floor and doit, every size, every cell."""
+    rows = []
+    sizes = sorted({k[2] for k in agg if k[0] in (OURS, CLASSIC)})
+    for n in sizes:
+        for tool in (FLOOR, "doit", OURS, CLASSIC):
+            row = [f"{n:,}", tool]
+            for shape, phase in _CELLS:
+                c = cell(agg, tool, shape, n, phase)
+                d = cell(agg, "doit", shape, n, phase)
+                if c is None:
+                    row.append("—")
+                    continue
+                text = f_us(c["us"])
+                if tool in (OURS, CLASSIC):
+                    floor = ratio(agg, tool, shape, n, phase)
+                    faster = d["us"] / c["us"] if d else None
+                    text += f" ({f_ratio(floor)} floor; doit ÷ us {f_ratio(faster)})"
+                row.append(text)
+            rows.append(row)
+    header = ["N", "tool", "chain cold", "fan cold", "chain warm", "fan warm",
+              "chain, half invalidated"]
+    return table(header, rows, "ll" + "r" * len(_CELLS))
+
+
+def section_big(data: dict[str, Any]) -> str:
+    big = data.get("big")
+    if not big:
+        return "Not run (`--skip big`)."
+    names = {"pickle_dump": "pickle.dump to a file (floor)",
+             "diskcache_set": "diskcache Cache.set", "lp_store": "ours: store (execute)",
+             "pickle_load": "pickle.load from a file (floor)",
+             "diskcache_get": "diskcache Cache.get", "lp_load": "ours: load (get_result)",
+             "lp_show": "ours: `lpipe show` (preview)",
+             "lp_threads": "ours: fed to a task on threads",
+             "lp_processes": "ours: fed to a task on processes"}
+    floor = {"diskcache_set": "pickle_dump", "lp_store": "pickle_dump",
+             "diskcache_get": "pickle_load", "lp_load": "pickle_load",
+             "lp_processes": "lp_threads"}
+    rows = []
+    for kind, ops in big["kinds"].items():
+        for op, label in names.items():
+            r = ops.get(op)
+            if r is None:
+                continue
+            if "error" in r:
+                rows.append([kind, label, "error", "", "", ""])
+                continue
+            base = ops.get(floor.get(op, ""), {})
+            t_ratio = r["s"] / base["s"] if base.get("s") else None
+            m_ratio = (r["peak_growth_mb"] / base["peak_growth_mb"]
+                       if base.get("peak_growth_mb", 0) > 1 else None)
+            rows.append([kind, label, f_s(r["s"]), f_ratio(t_ratio),
+                         f"{r['peak_growth_mb']:.0f}", f_ratio(m_ratio)])
+    header = ["value", "operation", "s", "× time of its floor", "peak growth MB",
+              "× peak of its floor"]
+    return (f"A {big['size_mb']} MB value (`array`: float64 numpy array; `frame`: a "
+            f"DataFrame of five float64 columns); medians of {big['reps']} fresh processes "
+            f"per operation, interleaved. \"peak growth\" is the process's peak resident "
+            f"memory during the operation above its resident memory before it (the value, "
+            f"made first, is not counted for stores; for the executors, the driver's memory: "
+            f"the worker process reads the value from its file). Floors: stores against "
+            f"`pickle.dump`, "
+            f"loads against `pickle.load`, processes against threads. doit: no counterpart "
+            f"(its values go through JSON into its dbm file)."
+            + (f" This section was {big['rerun']}." if big.get("rerun") else "") + "\n\n"
+            + table(header, rows, "llrrrr"))
+
+
+def section_delay(data: dict[str, Any]) -> str:
+    d = data.get("delay")
+    if not d:
+        return "Not run (`--skip delay`)."
+    rows = [[t, f"{d['median_ms'][t]:.1f}", f"{d['max_ms'][t]:.1f}"] for t in d["median_ms"]]
+    rows += [[t, "error", e[:80]] for t, e in d.get("errors", {}).items()]
+    return (f"Task `a` ends; task `b` then spins the CPU in pure Python for {d['spin_s']:.0f} s. "
+            f"A watcher process polls the store (~0.5 ms) until a's result shows. Delay = the "
+            f"watcher's time minus a's end, {d['reps']} fresh runs each, interleaved.\n\n"
+            + table(["tool", "median ms", "max ms"], rows, "lrr"))
+
+
+def section_import(data: dict[str, Any]) -> str:
+    st = data.get("micro", {}).get("startup", {})
+    if "import_in_process_s" not in st:
+        return "Not run (`--skip micro`)."
+    imp = st["import_in_process_s"]
+    rows = [[k, f"{imp[k] * 1e3:.0f}", f"{st['import_wall_s'][k] * 1e3:.0f}"]
+            for k in ("little_pipelines", "little_pipelines + Pipeline", "doit", "loguru",
+                      "rich", "diskcache") if k in imp]
+    help_s = st.get("lpipe_help_s")
+    return (table(["import", "ms in process", "ms wall (python -c)"], rows, "lrr")
+            + f"\n\n`lpipe --help`: {f_s(help_s)} s wall (target < 0.150 s); bare "
+              f"`python -c pass`: {f_s(st.get('python_bare_s'))} s.")
+
+
 def write(data: dict[str, Any], docs: Path) -> None:
     docs.mkdir(parents=True, exist_ok=True)
     runs = data.get("runs", [])
@@ -709,6 +811,29 @@ warm {', '.join(f'{k} ≈ {v:,}' for k, v in ISSUE_FIGURES['warm'].items())} µs
 machine's disk is faster for SQLite commits (a lone diskcache `set` costs
 {f_us(data.get('micro', {}).get('diskcache', {}).get('set_us[default]'))} µs here, not 210), so
 all ratios should be read against the floors of this run, not against the issue's numbers.
+
+## Issue 14: both task forms, the floor and doit, every size
+
+µs per task (in-process, medians); for our two forms, "× floor" against the diskcache floor
+of the same cell and "doit ÷ us" how many times faster than doit (goal: ≥ 1.5 in every
+cell). *function form*: `p.task(fn, ...)` with `fn(this)`; *classic form*: `lp.Task` +
+`@task.process def run(this)`; both read upstream values with `this.pipeline.get_result`.
+"Half invalidated": the middle task's input file changed, so the second half of the chain
+reruns.
+
+{section_forms(agg)}
+
+### Big values (goal 7)
+
+{section_big(data)}
+
+### Commit delay under a CPU-bound next task (goal 2)
+
+{section_delay(data)}
+
+### Import time (goal 6)
+
+{section_import(data)}
 
 ## Targets of issue 3
 

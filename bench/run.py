@@ -58,26 +58,26 @@ def plan(quick: bool) -> list[Case]:
 
     Left out of the full run, and why (also written in the report):
     * Luigi, Hamilton at N=10,000: 20-50 s per run (x 2 shapes x 3 phases x 5);
-    * Prefect: N=1,000 cold and warm only (about 16 s a process, 5 s of it starting
-      its API server); at N=10,000 a run takes minutes;
+    * Prefect: N=1,000 cold and warm only, 2 repetitions (about 16 s a process, 5 s of
+      it starting its API server); at N=10,000 a run takes minutes;
     * Luigi invalidation: Luigi checks that outputs exist, never their inputs.
     """
     cases: list[Case] = []
     sizes = (100, 1000) if quick else (100, 1000, 10000)
     for n in sizes:
         for shape in SHAPES:
-            for tool in ("plain loop", "diskcache floor", "little_pipelines", "doit", "joblib"):
+            for tool in ("plain loop", "diskcache floor", "little_pipelines",
+                         "little_pipelines (classic form)", "doit", "joblib"):
                 cases.append(Case(tool, shape, n, PHASES))
             if n <= 1000:
                 cases.append(Case("luigi", shape, n, ("cold", "warm")))
                 cases.append(Case("hamilton", shape, n, PHASES))
-    for variant in ("little_pipelines (INFO console)", "little_pipelines (classic form)"):
-        cases.append(Case(variant, "chain", 1000, ("cold", "warm")))
+    cases.append(Case("little_pipelines (INFO console)", "chain", 1000, ("cold", "warm")))
     if quick:
         cases.append(Case("prefect", "chain", 100, ("cold", "warm"), reps=1))
     else:
-        for shape in SHAPES:
-            cases.append(Case("prefect", shape, 1000, ("cold", "warm")))
+        for shape in SHAPES:  # 2 repetitions: ~16 s a process (keeps `make bench` < 15 min)
+            cases.append(Case("prefect", shape, 1000, ("cold", "warm"), reps=2))
     return cases
 
 
@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per child process")
     ap.add_argument("--report-only", type=Path, default=None,
                     help="skip running: rebuild docs/ from this saved results JSON")
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: main,micro,profile")
+    ap.add_argument("--skip", default="",
+                    help="comma list of sections to skip: main,micro,profile,big,delay")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs", help="where to write the report")
     ap.add_argument("--tools", default="", help="comma list: run only these tools (main part)")
     ap.add_argument("--sizes", default="", help="comma list: run only these N (main part)")
@@ -265,6 +266,16 @@ def main(argv: list[str] | None = None) -> int:
 
             log("micro-benchmarks ...")
             data["micro"] = micro.run_all(scratch, env, quick=args.quick, log=log)
+        if "big" not in skip:
+            import bigvalues
+
+            log("big values ...")
+            data["big"] = bigvalues.run_section(scratch, env, quick=args.quick, log=log)
+        if "delay" not in skip:
+            import commitdelay
+
+            log("commit delay ...")
+            data["delay"] = commitdelay.run_section(scratch, env, quick=args.quick, log=log)
         if "profile" not in skip:
             import profile_lp
 

@@ -113,7 +113,7 @@ def _hooks() -> None:
     """Patch the moment of death in; the write itself stays diskcache's own."""
     kind, _, name = KILL.partition(":")
     marked = os.environ.get("LP_MARK_STORE")
-    original_store = diskcache.core.Disk.store
+    original_store = lp_store._Disk.store
 
     def store(self: Any, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
         if marked and key == lp_store._VALUE + marked:
@@ -125,7 +125,16 @@ def _hooks() -> None:
             _die()
         return out
 
-    diskcache.core.Disk.store = store
+    lp_store._Disk.store = store  # type: ignore[method-assign]
+    original_pickle = lp_store.Store.pickle
+
+    def pickle_value(self: Any, task: str, value: Any) -> Any:
+        # A large value is written to its file here, before the transaction of `put`.
+        if marked and task == marked:
+            (WORK / f"{marked}.storing").write_text(str(os.getpid()))
+        return original_pickle(self, task, value)
+
+    lp_store.Store.pickle = pickle_value  # type: ignore[method-assign]
     if kind == "stored":
         original_put = lp_store.Store.put
 

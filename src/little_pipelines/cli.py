@@ -143,6 +143,11 @@ def cmd_show(ctx: Context) -> int:
         ctx.out.print(_t("No stored result for ", (name, "lp.task"), ". Compute it with: ",
                          (_command("run", ctx.args, [name]), "lp.hint")), soft_wrap=True)
         return EXIT_FAILED
+    stored = p.stored_preview(name)
+    if stored is not None:
+        # Made when the value was stored: a 512 MB DataFrame is not loaded to show 5 rows.
+        ctx.out.print(result_summary(name, record, None, missing=False, stored_preview=stored))
+        return EXIT_OK
     try:
         value = p.get_result(name, default=MISSING)
     except Exception as e:  # e.g. its class can no longer be imported

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import ExecutorError, TaskNotSendable, did_you_mean
 from .fingerprint import content_digest
+from .valuefiles import ValueFile, preview
 from .worker import Call, Outcome, call_task, init_process_worker
 
 if TYPE_CHECKING:
@@ -71,7 +72,9 @@ class Backend:
                blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
         """Send one task with its upstream values (asked for only now, lazily)."""
         payload = _pickle_task(task)
-        sent = dict(blobs())
+        # Another machine may not see our files: large values travel as bytes here.
+        sent = {name: blob.read_bytes() if isinstance(blob, ValueFile) else blob
+                for name, blob in blobs().items()}
         if self.client is not None:
             for name, blob in sent.items():
                 if len(blob) > _SCATTER_BYTES:
@@ -112,7 +115,10 @@ class ForkBackend(Backend):
         super().__init__(executor, owned=True)
 
     def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
-               blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:
+               blobs: Callable[[], Mapping[str, Any]], call: Call) -> Future[Outcome]:
+        # A large upstream value goes by its file's name (the worker reads and checks
+        # it there), not through the pool's pipe: measured for 512 MB, see
+        # docs/benchmarks.md (big values).
         return self.executor.submit(call_forked, task.name, dict(blobs()), call)
 
 
@@ -255,8 +261,8 @@ def _remote(call: Call) -> Call:
     return dataclasses.replace(call, remote=True)
 
 
-def _unpickle(blobs: Mapping[str, bytes]) -> dict[str, Any]:
-    from .values import unpickle
+def _unpickle(blobs: Mapping[str, Any]) -> dict[str, Any]:
+    from .values import unpickle  # bytes, or a ValueFile the worker reads and checks
 
     return {name: unpickle(name, blob) for name, blob in blobs.items()}
 
@@ -266,6 +272,7 @@ def _finish_remote(out: Outcome) -> Outcome:
     # they are and never unpickles a value it does not need.
     if out.ok:
         out.kind = f"{type(out.value).__module__}.{type(out.value).__qualname__}"
+        out.preview = preview(out.value)
         out.content = content_digest(out.value)
         try:
             out.value = pickle.dumps(out.value, protocol=pickle.HIGHEST_PROTOCOL)

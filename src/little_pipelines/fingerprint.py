@@ -225,18 +225,32 @@ def _numpy_digest(a: Any) -> bytes:
     head = f"{a.dtype.str}{a.dtype.descr!r}{a.shape}".encode()
     if a.dtype.hasobject:  # the bytes are pointers: digest the elements instead
         return head + value_digest(a.tolist()).encode()
-    return head + _HASH(a.tobytes(order="C")).digest()
+    # A C-contiguous array is hashed in place: tobytes() would copy a 400 MB array
+    # (issue 14: storing a value must hold one copy). Same bytes, same digest.
+    data = a.data if a.flags.c_contiguous else a.tobytes(order="C")
+    return head + _HASH(data).digest()
+
+
+_ROWS_AT_ONCE = 1 << 20
 
 
 def _pandas_digest(obj: Any) -> bytes:
     import pandas as pd  # already imported: `_digester` checked
 
     h = _HASH()
-    hash_object = pd.util.hash_pandas_object
+
+    def hash_rows(values: Any) -> None:
+        # Row hashes are elementwise, so hashing in slices feeds the same bytes as
+        # hashing whole; a whole 10M-row column made ~250 MB of temporaries (issue 14:
+        # storing a 400 MB DataFrame must not hold much beside it).
+        for start in range(0, len(values), _ROWS_AT_ONCE):
+            part = values[start:start + _ROWS_AT_ONCE]
+            h.update(pd.util.hash_pandas_object(part, index=False, categorize=False)
+                     .to_numpy().tobytes())
 
     def index(ix: Any) -> None:
         h.update(repr((list(ix.names), str(ix.dtype))).encode())  # RangeIndex == Index
-        h.update(hash_object(ix, index=False, categorize=False).to_numpy().tobytes())
+        hash_rows(ix)
 
     if isinstance(obj, pd.Index):
         index(obj)
@@ -250,7 +264,7 @@ def _pandas_digest(obj: Any) -> bytes:
         h.update(repr(obj.name).encode())
     for col in columns:
         h.update(repr(col.dtype).encode())
-        h.update(hash_object(col, index=False, categorize=False).to_numpy().tobytes())
+        hash_rows(col)
     if obj.attrs:
         h.update(value_digest(obj.attrs).encode())
     return h.digest()

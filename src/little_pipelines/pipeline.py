@@ -347,6 +347,17 @@ class Pipeline:
             value = MISSING if expired else store.load(key)
         return default if value is MISSING else value
 
+    def stored_preview(self, name: str | Task) -> dict[str, Any] | None:
+        """The task's record if it carries a preview of a result that is there and current
+        (not expired): `preview` (text), and for a DataFrame `preview_head` (its first
+        rows, pickled) and `shape`. None otherwise. Loads no value."""
+        key = self.get_task(name).name
+        record = self._store_or_open().record(key)
+        if (record is None or record.get("preview") is None or not record.get("digest")
+                or expiry_reasons(record, run_id=None, now=expire.now())):
+            return None
+        return record
+
     def explain(self, name: str | Task) -> Explanation:
         """Why the task would run or be reused, with the evidence: diffs, stamps, tokens.
 

@@ -12,7 +12,6 @@ report, each task's record and result digest, the failures.
 
 from __future__ import annotations
 
-import pickle
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .log import PERF, at_time
 from .report import Reason, RunReport, Status, TaskOutcome, last_line
 from .statuslines import StatusLines, story
 from .taskcode import code_texts
+from .valuefiles import Pickled, UnpicklableValue, preview, preview_head, type_name
 from .worker import Attempt, Outcome
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class Recorder:
         elif remote:
             self._store_result(job, out.kind, out.duration, blob=out.value,
                                attempts=len(out.attempts), content=out.content,
-                               took=out.attempts[-1].duration)
+                               preview_text=out.preview, took=out.attempts[-1].duration)
         else:
             self._store_result(job, out.value, out.duration, attempts=len(out.attempts),
                                took=out.attempts[-1].duration)
@@ -121,23 +121,28 @@ class Recorder:
 
     def _store_result(self, job: Job, value: Any, duration: float, *,
                       blob: bytes | None = None, attempts: int = 1, content: str | None = None,
-                      took: float = 0.0) -> None:
+                      preview_text: str = "", took: float = 0.0) -> None:
         """Store a result (`took`: its last attempt, the PERF timing of its main call)."""
         task = job.task
         if blob is None:
             try:
-                blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as e:
-                kind = f"{type(value).__module__}.{type(value).__qualname__}"
-                self.fail(task, self._unpicklable(kind, f"{type(e).__name__}: {e}"),
-                          duration=duration, record=job.record, reasons=job.reasons,
-                          attempts=attempts)
+                # Pickled once, a large value straight into its value file (valuefiles).
+                pickled = self.store.pickle(task.name, value)
+            except UnpicklableValue as e:
+                self.fail(task, self._unpicklable(e.kind, e.error), duration=duration,
+                          record=job.record, reasons=job.reasons, attempts=attempts)
                 return
-            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            except OSError as e:
+                self._unwritten(job, e, duration)
+                return
+            pickled.preview = preview(value)
+            pickled.head = preview_head(value)
+            kind = type_name(value)
             content = content_digest(value)  # equal values, equal digests: early cutoff
         else:
             kind = value  # a remote worker sends the type's name (and digest) with the bytes
-        digest = digest_bytes(blob)
+            pickled = Pickled(digest_bytes(blob), len(blob), blob=blob, preview=preview_text)
+        digest = pickled.digest
         when = expire.now()  # the clock tests freeze (expire._get_now)
         state = inputs_after_run(job.state, task)
         try:
@@ -146,6 +151,7 @@ class Recorder:
                 drop_none=kind == "builtins.NoneType" and self.spec.expire_none,
             )
         except Exception as e:  # a user's expire_results function (checked once before the run)
+            pickled.discard()
             self.fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
                       duration=duration, record=job.record, reasons=job.reasons)
             return
@@ -158,15 +164,15 @@ class Recorder:
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
             "type": kind,
-            "size": len(blob),
+            "size": pickled.size,
+            "preview": pickled.preview,  # for `lpipe show`, without loading the value
+            **pickled.head,
             **expiry,
         }
         try:
-            self.store.put(task.name, blob, record)
+            self.store.put(task.name, pickled, record)
         except OSError as e:
-            kept = " (its previous result is kept)" if job.record is not None else ""
-            self.fail(task, f"its result could not be written to the store{kept}: {e}",
-                      duration=duration, record=job.record, reasons=job.reasons)
+            self._unwritten(job, e, duration)
             return
         try:
             texts = code_texts(job.state, self._texts_saved)
@@ -176,10 +182,15 @@ class Recorder:
             task.logger.debug("code texts not kept for explain: {}", e)
         self.records[task.name] = record
         self.digests[task.name] = digest
-        self.values.keep(task.name, blob)
+        self.values.keep(task.name, pickled.blob)  # None for a large value: read from its file
         self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
                                  attempts=attempts))
         self.lines.ran(task, duration, took, "; ".join(map(str, job.reasons)))
+
+    def _unwritten(self, job: Job, e: OSError, duration: float) -> None:
+        kept = " (its previous result is kept)" if job.record is not None else ""
+        self.fail(job.task, f"its result could not be written to the store{kept}: {e}",
+                  duration=duration, record=job.record, reasons=job.reasons)
 
     def fail(
         self,

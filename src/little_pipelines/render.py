@@ -9,6 +9,7 @@ a task name may well contain "[".
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import is_dataclass
@@ -296,7 +297,8 @@ def log_tail(path: Path, n: int) -> list[str]:
 
 
 # -- a stored result ----------------------------------------------------------------------
-def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bool) -> Group:
+def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bool,
+                   stored_preview: Mapping[str, Any] | None = None) -> Group:
     """`lpipe show` / the shell's `peek`: what is stored for a task, with a short preview."""
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="lp.dim")
@@ -312,9 +314,26 @@ def result_summary(name: str, record: Mapping[str, Any], value: Any, missing: bo
     if missing:
         body: RenderableType = Text("(its value has expired; the record is kept to say why "
                                     "it will rerun)", style="lp.dim")
+    elif stored_preview is not None:
+        body = stored(stored_preview)
     else:
         body = preview(value)
     return Group(facts, Text(""), body)
+
+
+def stored(record: Mapping[str, Any], rows: int = PREVIEW_ROWS) -> RenderableType:
+    """The preview kept with a record (nothing loaded): a DataFrame's first rows laid out
+    for this console, else the text made when the value was stored."""
+    head = record.get("preview_head")
+    if head is not None:
+        try:
+            frame = pickle.loads(head)
+            shape = " × ".join(str(n) for n in record.get("shape", frame.shape))
+            return Group(FrameTable(frame, rows),
+                         Text(f"[{shape}; first {rows} rows]", style="lp.dim"))
+        except Exception:  # pandas gone or changed since: the text serves
+            pass
+    return Text(str(record.get("preview", "")))
 
 
 def preview(value: Any, rows: int = PREVIEW_ROWS) -> RenderableType:

@@ -139,6 +139,10 @@ class Shell(RichCmd):
         from .store import MISSING
 
         name = self._one_task(arg, "peek")
+        stored = self.p.stored_preview(name)
+        if stored is not None:
+            self.out.print(render.stored(stored))  # kept with the value: nothing loaded
+            return
         value = self.p.get_result(name, default=MISSING)
         if value is MISSING:
             record = self.p.record(name)

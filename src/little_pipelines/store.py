@@ -7,13 +7,16 @@ record are written together in one SQLite transaction, so a crash leaves either
 the old pair or the new pair, never a mix; the old pair is only ever replaced,
 never deleted first.
 
-Values are pickled once, here in the driver: the same bytes are digested (for
-early cutoff) and handed to diskcache, which stores `bytes` as they are (in
-SQLite when small, in a file of its own when large) instead of pickling again.
+Values are pickled once, here in the driver, and digested as they are written
+(`valuefiles`): a small pickle goes to SQLite as bytes, a large one is written
+straight into its value file in diskcache's folder, which diskcache is then
+handed by name, so a 400 MB array is never also a 400 MB bytes object. Loading
+streams the file into the unpickler and checks the digest on the way.
 
 Damage is caught where it shows: a database that fails SQLite's quick check is
 moved aside on open; a value whose bytes no longer match its record's digest (a
-truncated or deleted value file) is never handed on; SQLite errors in the middle
+truncated or deleted value file) is never handed on, while a value that merely
+could not be read (too many open files, permissions) is kept; SQLite errors in the middle
 of a run become `StoreError`, an OSError, so a task fails instead of the run.
 """
 
@@ -22,21 +25,21 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import pickle
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import diskcache
 
+from . import valuefiles
 from .errors import StoreError, UnsafeStoreError
-from .fingerprint import digest_bytes
 from .folders import secure_dir
 from .log import lib_logger
 from .sqlitefaults import Corrupt, is_corruption, lock_wait, store_error, wait_for_writer
+from .valuefiles import DamagedValue, Pickled, ValueFile
 
 try:
     import fcntl
@@ -115,6 +118,11 @@ class _Disk(diskcache.Disk):
             iterator = iter([iterator.getvalue()])
         return super()._write(full_path, iterator, mode, encoding)
 
+    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
+        if isinstance(value, _Prewritten):  # a value file `Store.pickle` already wrote
+            return value.pickled.size, diskcache.core.MODE_BINARY, value.filename, None
+        return super().store(value, read, key)
+
     def remove(self, file_path: str) -> None:
         staged = getattr(self._put, "staged", None)
         if staged is not None:
@@ -138,6 +146,15 @@ class _Disk(diskcache.Disk):
         self._put.staged = None
         for name in replaced:
             super().remove(name)
+
+
+class _Prewritten:
+    """A value file already written into the cache folder, handed to diskcache by name."""
+
+    def __init__(self, pickled: Pickled, cache: diskcache.Cache) -> None:
+        assert pickled.path is not None
+        self.pickled = pickled
+        self.filename = os.path.relpath(pickled.path, cache.directory)
 
 
 class Store:
@@ -302,58 +319,151 @@ class Store:
                 self.cache.set(_RECORD + name, rec)
 
     # -- values ------------------------------------------------------------
-    def load(self, name: str) -> Any:
-        """Unpickle the stored value of a task, or return MISSING."""
-        blob = self.load_blob(name)
-        return MISSING if blob is MISSING else pickle.loads(blob)
+    def pickle(self, name: str, value: Any) -> Pickled:
+        """Pickle and digest task `name`'s value once, a large one straight into a new
+        value file.
 
-    def load_blob(self, name: str, digest: str | None = None) -> Any:
-        """The pickled bytes of a task's stored value, or MISSING.
+        The file is not referenced by anything until `put` commits; `Pickled.discard`
+        removes it if the value is not stored after all. Raises `UnpicklableValue`
+        or OSError (a full disk).
+        """
+        disk = self.cache._disk
+
+        def open_file() -> tuple[str, IO[bytes]]:
+            _filename, full_path = disk.filename()
+            os.makedirs(os.path.dirname(full_path), exist_ok=True)
+            return full_path, open(full_path, "xb")
+
+        return valuefiles.dump(value, open_file)
+
+    def put(self, name: str, value: Pickled | bytes, record: Record) -> None:
+        """Store a pickled value and its record together, atomically.
+
+        A large value's file was written by `pickle` before this transaction; the
+        row that points at it is committed with the record, so a crash leaves the
+        old pair or the new pair (at worst an unreferenced file), never a record
+        without its value. Raises OSError (a full disk) or StoreError; either way
+        the previously stored value and record of the task are kept.
+        """
+        if isinstance(value, bytes):
+            value = valuefiles.from_bytes(value, record.get("digest") or "")
+        stored: Any = value.blob if value.path is None else _Prewritten(value, self.cache)
+        try:
+            with self._errors("write"), self.cache._disk.staged():
+                try:
+                    with self.cache.transact():
+                        self.cache.set(_VALUE + name, stored, read=value.path is not None)
+                        self.cache.set(_RECORD + name, record)
+                except BaseException:
+                    # A COMMIT that failed (disk full) leaves SQLite's transaction open.
+                    with contextlib.suppress(sqlite3.Error):
+                        if self.cache._con.in_transaction:
+                            self.cache._sql("ROLLBACK")
+                    raise
+        except BaseException:
+            value.discard()
+            raise
+        value.path = None  # the store owns the file now
+
+    def load(self, name: str) -> Any:
+        """Unpickle the stored value of a task (checked against its record), or MISSING."""
+        return self.load_value(name)
+
+    def load_value(self, name: str, digest: str | None = None) -> Any:
+        """The stored value of a task, unpickled while it is checked, or MISSING.
 
         The bytes are checked against `digest` (default: the digest in the task's
-        record) before they are handed on. A value that was truncated, overwritten
-        or deleted is reported once and forgotten with its record, so the next
-        run computes it again; a value another run replaced since the caller read
-        the digest is MISSING too, but kept.
+        record) as they stream into the unpickler, so the value is never held
+        twice. See `_read` for what counts as damage.
+        """
+        return self._read(name, digest, valuefiles.load_bytes, valuefiles.load_file)
+
+    def load_blob(self, name: str, digest: str | None = None) -> Any:
+        """The pickled bytes of a task's stored value (checked), or MISSING."""
+        def from_file(path: str, digest: str | None) -> bytes:
+            with open(path, "rb") as f:
+                blob = f.read()
+            return valuefiles.check_bytes(blob, digest)
+        return self._read(name, digest, valuefiles.check_bytes, from_file)
+
+    def value_file(self, name: str, digest: str | None = None) -> Any:
+        """A `ValueFile` for a large value (whoever loads it checks it), the small
+        value's pickled bytes (checked), or MISSING."""
+        return self._read(name, digest, valuefiles.check_bytes, ValueFile)
+
+    def _read(self, name: str, digest: str | None, from_bytes: Callable[[bytes, str | None], Any],
+              from_file: Callable[[str, str | None], Any]) -> Any:
+        """Read a stored value through `from_bytes` or `from_file`, which check it.
+
+        Only proven damage drops a value: bytes that do not match the digest the
+        record still promises, or a value file that is gone while its row is there.
+        A value another run replaced or forgot meanwhile is MISSING, and kept. Any
+        other error (too many open files, permissions, an I/O error) is a
+        StoreError naming the cause: the value and its record are kept.
         """
         with self._errors("read"):
-            blob = self.cache.get(_VALUE + name, default=MISSING)
-            record = None
             if digest is None:
                 record = self._record(name)
                 digest = record.get("digest") if record else None
-            if digest is None or (blob is not MISSING and digest_bytes(blob) == digest):
-                return blob  # nothing was promised (no record, or a dropped value), or intact
-            if record is None:
-                record = self._record(name)
-            now = record.get("digest") if record else None
-            if now != digest and (now is None or blob is MISSING or digest_bytes(blob) == now):
-                return MISSING  # replaced or forgotten by another run meanwhile: not damage
+        for _attempt in (1, 2):
+            try:
+                with self._errors("read"):
+                    row = self._value_row(name)
+            except DamagedValue:
+                how = "changed or truncated"
+                break
+            if row is None:
+                how = "deleted"
+                break
+            blob, path = row
+            try:
+                if path is None:
+                    assert blob is not None
+                    return from_bytes(blob, digest)
+                return from_file(path, digest)
+            except DamagedValue:
+                how = "changed or truncated"
+                break
+            except FileNotFoundError:
+                how = "deleted"  # or replaced by another run between the row and the open
+                continue
+            except OSError as e:
+                raise StoreError(
+                    f"The stored result of task {name!r} could not be read ({e}); it is kept. "
+                    f"Fix the cause (too many open files, permissions, a failing disk) and "
+                    f"run again."
+                ) from e
+        if digest is None:
+            return MISSING  # nothing was promised (no record, or an expired value)
+        with self._errors("read"):
+            record = self._record(name)
+        if (record.get("digest") if record else None) != digest:
+            return MISSING  # replaced or forgotten by another run meanwhile: not damage
         lib_logger.warning(
             "The stored result of task {!r} is damaged (its value file was {}); it was "
-            "discarded and the task will run again.",
-            name, "deleted" if blob is MISSING else "changed or truncated",
+            "discarded and the task will run again.", name, how,
         )
         self.forget([name])
         return MISSING
 
-    def put(self, name: str, blob: bytes, record: Record) -> None:
-        """Store a pickled value and its record together, atomically.
+    def _value_row(self, name: str) -> tuple[bytes, None] | tuple[None, str] | None:
+        """(bytes, None) for a value kept in the database, (None, path) for one in a file.
 
-        Raises OSError (a full disk) or StoreError; either way the previously
-        stored value and record of the task are kept.
+        Read from diskcache's table directly: its `get` turns every OSError of a
+        value file into "not found", which made a descriptor shortage look like a
+        deleted file (and the good value was dropped as damaged).
         """
-        with self._errors("write"), self.cache._disk.staged():
-            try:
-                with self.cache.transact():
-                    self.cache.set(_VALUE + name, blob)
-                    self.cache.set(_RECORD + name, record)
-            except BaseException:
-                # A COMMIT that failed (disk full) leaves SQLite's transaction open.
-                with contextlib.suppress(sqlite3.Error):
-                    if self.cache._con.in_transaction:
-                        self.cache._sql("ROLLBACK")
-                raise
+        row = self.cache._sql(
+            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (_VALUE + name,)
+        ).fetchone()
+        if row is None:
+            return None
+        mode, filename, db_value = row
+        if mode == diskcache.core.MODE_RAW:
+            return bytes(db_value), None
+        if mode == diskcache.core.MODE_BINARY and filename:
+            return None, os.path.join(self.cache.directory, filename)
+        raise DamagedValue(f"unexpected storage mode {mode!r} for the value of {name!r}")
 
     def forget(self, names: Iterable[str]) -> list[str]:
         """Delete the stored results of these tasks; returns those that had one."""

@@ -58,6 +58,8 @@ class Outcome:
     logs: list[tuple[float, str, str]] = field(default_factory=list)
     #: the value's type name, sent with its pickled bytes from a remote worker
     kind: str = ""
+    #: a short text preview of the value, made where the value is (valuefiles.preview)
+    preview: str = ""
     #: its canonical content digest (early cutoff), taken where the value is
     content: str | None = None
 
