@@ -101,6 +101,7 @@ class Run:
             self._interrupted()
             raise
         finally:
+            self.recorder.flush()  # interrupted between taking results in and committing them
             if self._backend is not None:
                 # Don't wait for work we gave up on (timeouts) or that was interrupted.
                 self._backend.close(cancel=bool(self._pending) or self._abandoned)
@@ -246,16 +247,20 @@ class Run:
         except queue.Empty:
             self._expire_overdue(sorter)
             return
+        remote = bool(self._backend and self._backend.remote)
         while True:
             name, fut = item
             job = self._pending.pop(name, None)
-            if job is not None:  # None: it had timed out and was given up on
-                self.recorder.finish(job, fut, remote=bool(self._backend and self._backend.remote))
-                sorter.done(name)
+            if job is not None and self.recorder.finish(job, fut, remote=remote):
+                sorter.done(name)  # failed: settled now (None: it had timed out, given up on)
             try:
                 item = self._finished.get_nowait()
             except queue.Empty:
-                return
+                break
+        # Everything that finished by now is committed in one transaction, before this
+        # loop starts or waits for anything else; only then are its dependants released.
+        for name in self.recorder.flush():
+            sorter.done(name)
 
     def _expire_overdue(self, sorter: graphlib.TopologicalSorter[str]) -> None:
         now = time.monotonic()

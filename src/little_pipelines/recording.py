@@ -55,6 +55,18 @@ class Job:
     lock: Held | None = None  # the task's cross-process lock, held until its result is stored
 
 
+@dataclass
+class _Unsaved:
+    """A result pickled and recorded, waiting for its group's commit (`Recorder.flush`)."""
+
+    job: Job
+    pickled: Pickled
+    record: Record
+    duration: float
+    took: float
+    attempts: int
+
+
 class Recorder:
     """Stores results and reports outcomes for one run.
 
@@ -80,9 +92,12 @@ class Recorder:
         self.started: dict[str, float] = {}
         self._texts_saved: set[str] = set()
         self.lines = StatusLines()
+        self._unsaved: list[_Unsaved] = []
 
-    def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> None:
-        """A submitted task came back (`remote`: its value arrives pickled): store or fail it."""
+    def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> bool:
+        """A submitted task came back (`remote`: its value arrives pickled): fail it, or
+        add its result to the group `flush` commits. True if the task is settled now;
+        False if it waits for the group's commit (its dependants must wait too)."""
         task = job.task
         try:
             out: Outcome = fut.result()
@@ -90,7 +105,9 @@ class Recorder:
             out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
         for when, level, message in out.logs:  # records captured on a remote worker
             task.logger.patch(at_time(when)).log(level, "{}", message)
-        retried = len(out.attempts) > 1
+        if len(out.attempts) > 1:
+            task.logger.info("took {} attempts", len(out.attempts))
+        unsaved = None
         if not out.ok:
             if out.attempts:
                 task.logger.log(PERF, "{} took {:.4f}s", task.main_call,
@@ -101,17 +118,78 @@ class Recorder:
             self.fail(task, error, duration=out.duration, record=job.record,
                       reasons=job.reasons, attempts=len(out.attempts))
         elif remote:
-            self._store_result(job, out.kind, out.duration, blob=out.value,
+            unsaved = self._store_result(job, out.kind, out.duration, blob=out.value,
                                attempts=len(out.attempts), content=out.content,
                                preview_text=out.preview, took=out.attempts[-1].duration)
         else:
-            self._store_result(job, out.value, out.duration, attempts=len(out.attempts),
-                               took=out.attempts[-1].duration)
-        if retried:
-            task.logger.info("took {} attempts", len(out.attempts))
+            unsaved = self._store_result(job, out.value, out.duration,
+                                         attempts=len(out.attempts),
+                                         took=out.attempts[-1].duration)
+        if unsaved is not None:
+            self._unsaved.append(unsaved)
+            return False
+        self._settled(job)
+        return True
+
+    def _settled(self, job: Job) -> None:
+        # The lock is released only now: after the result's commit (or its failure).
         if job.lock is not None:
             job.lock.release()
-        self.values.settled(task.name)
+        self.values.settled(job.task.name)
+
+    def flush(self) -> list[str]:
+        """Commit the results waiting in the group, in one transaction; the names settled.
+
+        The run calls this each time it has taken in what finished, before it starts
+        or waits for anything else, so a result is committed before any task that
+        depends on it starts and before its lock is released. If the group's commit
+        fails (a full disk), each result is stored on its own, so one bad value fails
+        only its task.
+        """
+        group, self._unsaved = self._unsaved, []
+        if not group:
+            return []
+        stored: list[_Unsaved] = []
+        if len(group) > 1:
+            try:
+                self.store.put_many([(u.job.task.name, u.pickled, u.record) for u in group])
+                stored = group
+            except OSError:
+                pass  # one by one below
+        if not stored:
+            for u in group:
+                try:
+                    self.store.put(u.job.task.name, u.pickled, u.record)
+                except OSError as e:
+                    self._unwritten(u.job, e, u.duration)
+                    continue
+                stored.append(u)
+        self._save_texts(stored)
+        for u in stored:
+            self._stored(u)
+        for u in group:
+            self._settled(u.job)
+        return [u.job.task.name for u in group]
+
+    def _save_texts(self, stored: list[_Unsaved]) -> None:
+        try:
+            texts: dict[str, str] = {}
+            for u in stored:
+                texts.update(code_texts(u.job.state, self._texts_saved))
+            if texts:
+                self.store.save_texts(texts)
+        except OSError as e:  # texts only serve `explain`; the results themselves are stored
+            stored[0].job.task.logger.debug("code texts not kept for explain: {}", e)
+
+    def _stored(self, u: _Unsaved) -> None:
+        """A result is committed: the run may use its record, digest and value."""
+        task = u.job.task
+        self.records[task.name] = u.record
+        self.digests[task.name] = u.pickled.digest
+        self.values.keep(task.name, u.pickled.blob)  # None for a large value: read from its file
+        self.add(TaskOutcome(task.name, "executed", tuple(u.job.reasons), u.duration,
+                             attempts=u.attempts))
+        self.lines.ran(task, u.duration, u.took, "; ".join(map(str, u.job.reasons)))
 
     @staticmethod
     def _unpicklable(kind: str, error: str) -> str:
@@ -121,8 +199,9 @@ class Recorder:
 
     def _store_result(self, job: Job, value: Any, duration: float, *,
                       blob: bytes | None = None, attempts: int = 1, content: str | None = None,
-                      preview_text: str = "", took: float = 0.0) -> None:
-        """Store a result (`took`: its last attempt, the PERF timing of its main call)."""
+                      preview_text: str = "", took: float = 0.0) -> _Unsaved | None:
+        """Pickle a result and build its record for the group's commit (`took`: its last
+        attempt, the PERF timing of its main call); None if it failed already."""
         task = job.task
         if blob is None:
             try:
@@ -131,10 +210,10 @@ class Recorder:
             except UnpicklableValue as e:
                 self.fail(task, self._unpicklable(e.kind, e.error), duration=duration,
                           record=job.record, reasons=job.reasons, attempts=attempts)
-                return
+                return None
             except OSError as e:
                 self._unwritten(job, e, duration)
-                return
+                return None
             pickled.preview = preview(value)
             pickled.head = preview_head(value)
             kind = type_name(value)
@@ -154,7 +233,7 @@ class Recorder:
             pickled.discard()
             self.fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
                       duration=duration, record=job.record, reasons=job.reasons)
-            return
+            return None
         record: Record = {
             "schema": SCHEMA,
             **state.record_fields(),
@@ -169,23 +248,7 @@ class Recorder:
             **pickled.head,
             **expiry,
         }
-        try:
-            self.store.put(task.name, pickled, record)
-        except OSError as e:
-            self._unwritten(job, e, duration)
-            return
-        try:
-            texts = code_texts(job.state, self._texts_saved)
-            if texts:
-                self.store.save_texts(texts)
-        except OSError as e:  # texts only serve `explain`; the result itself is stored
-            task.logger.debug("code texts not kept for explain: {}", e)
-        self.records[task.name] = record
-        self.digests[task.name] = digest
-        self.values.keep(task.name, pickled.blob)  # None for a large value: read from its file
-        self.add(TaskOutcome(task.name, "executed", tuple(job.reasons), duration,
-                                 attempts=attempts))
-        self.lines.ran(task, duration, took, "; ".join(map(str, job.reasons)))
+        return _Unsaved(job, pickled, record, duration, took, attempts)
 
     def _unwritten(self, job: Job, e: OSError, duration: float) -> None:
         kept = " (its previous result is kept)" if job.record is not None else ""

@@ -365,6 +365,30 @@ class Store:
             raise
         value.path = None  # the store owns the file now
 
+    def put_many(self, items: list[tuple[str, Pickled, Record]]) -> None:
+        """Store several values with their records in ONE transaction (a grouped commit).
+
+        All or nothing: if it fails (a full disk), nothing of the group is stored and
+        every value's file is kept, so the caller can store them one by one with
+        `put` (one bad value then fails only its own task). One transaction for a
+        group saves a BEGIN/COMMIT and its WAL write per task.
+        """
+        with self._errors("write"), self.cache._disk.staged():
+            try:
+                with self.cache.transact():
+                    for name, value, record in items:
+                        stored: Any = (value.blob if value.path is None
+                                       else _Prewritten(value, self.cache))
+                        self.cache.set(_VALUE + name, stored, read=value.path is not None)
+                        self.cache.set(_RECORD + name, record)
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):  # as in put: a failed COMMIT
+                    if self.cache._con.in_transaction:
+                        self.cache._sql("ROLLBACK")
+                raise
+        for _name, value, _record in items:
+            value.path = None  # the store owns the files now
+
     def load(self, name: str) -> Any:
         """Unpickle the stored value of a task (checked against its record), or MISSING."""
         return self.load_value(name)

@@ -1,0 +1,99 @@
+"""Grouped commits (issue 14, goal 2): results that finish together share one
+transaction, and grouping never weakens what a single commit promised."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import little_pipelines as lp
+
+
+def _committed(folder: Path, name: str) -> bool:
+    """Whether another connection (another process would see the same) sees the record."""
+    con = sqlite3.connect(folder / "cache" / "cache.db", timeout=30)
+    try:
+        rows = con.execute("SELECT 1 FROM Cache WHERE key = ?", (f"lp:record:{name}",)).fetchall()
+    finally:
+        con.close()
+    return bool(rows)
+
+
+@pytest.mark.parametrize("executor", ["sequential", "threads"])
+def test_a_result_is_committed_before_any_task_that_depends_on_it_starts(
+        executor: str, pipelines: Callable[..., lp.Pipeline]) -> None:
+    p = pipelines("Grouped")
+    seen: dict[str, bool] = {}
+    gate = threading.Barrier(4, timeout=10) if executor == "threads" else None
+
+    def make(i: int) -> None:
+        @p.task(name=f"up{i}")
+        def up() -> int:
+            if gate is not None:
+                gate.wait()  # the four finish together: one group
+            return i
+
+    for i in range(4):
+        make(i)
+
+    @p.task
+    def down(up0: int, up1: int, up2: int, up3: int) -> int:
+        for n in range(4):
+            seen[f"up{n}"] = _committed(p.folder, f"up{n}")
+        return up0 + up1 + up2 + up3
+
+    report = p.execute(executor=executor, workers=4 if executor == "threads" else None)
+    assert report.ok, report.failed
+    assert seen == {f"up{n}": True for n in range(4)}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted for the test; skips where mounting is not allowed."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_group_that_cannot_be_committed_fails_only_the_value_that_does_not_fit(
+        tiny_disk: Path, pipelines: Callable[..., lp.Pipeline]) -> None:
+    p = pipelines("Full", cache_dir=tiny_disk / "store")
+    gate = threading.Barrier(4, timeout=10)
+
+    def make(i: int) -> None:
+        @p.task(name=f"small{i}")
+        def small() -> int:
+            gate.wait()
+            return i
+
+    for i in range(3):
+        make(i)
+
+    @p.task
+    def big() -> bytes:
+        st = os.statvfs(tiny_disk)
+        room = st.f_bavail * st.f_frsize
+        with open(tiny_disk / "filler", "wb") as f:  # leave ~300 KB
+            f.write(b"\0" * max(0, room - 300_000))
+        gate.wait()
+        return os.urandom(900_000)  # under 1 MiB: committed inside the group's transaction
+
+    report = p.execute(executor="threads", workers=4)
+    assert report.failed == ["big"], report.failed
+    assert "could not be written" in report.outcomes["big"].error
+    assert sorted(report.executed) == ["small0", "small1", "small2"]
+    (tiny_disk / "filler").unlink()
+    assert [p.get_result(f"small{i}") for i in range(3)] == [0, 1, 2]
