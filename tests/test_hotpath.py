@@ -123,3 +123,29 @@ def test_a_classic_run_process_is_checked_to_take_the_task_whatever_its_shape(pi
         else:
             with pytest.raises(lp.PipelineValidationError, match="only required argument"):
                 p.validate()
+
+
+def test_one_function_makes_many_tasks_each_reading_its_own_upstream(pipelines) -> None:
+    """Task.from_function reads a function's parameters once (cached per function);
+    each task built from it still gets its own name, dependencies and results."""
+    import little_pipelines as lp
+
+    p: lp.Pipeline = pipelines("shared")
+
+    def step(this, start=0):
+        deps = list(this.dependencies)
+        return start + sum(this.pipeline.get_result(d) for d in deps) + 1
+
+    for i in range(5):
+        p.task(step, name=f"s{i}", dependencies=[f"s{i - 1}"] if i else None)
+    p.execute()
+    assert [p.get_result(f"s{i}") for i in range(5)] == [1, 2, 3, 4, 5]
+
+    def bad(*args):
+        return 0
+
+    import pytest
+
+    for _ in range(2):  # the cached reading refuses it every time, with the same message
+        with pytest.raises(lp.TaskDefinitionError, match="parameter 'args' of bad"):
+            lp.Task.from_function(bad)

@@ -8,11 +8,13 @@ parameters named after tasks receive their results.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -121,20 +123,17 @@ class Task:
         if not callable(fn):
             raise TaskDefinitionError(f"A function-form task wraps a function, got {fn!r}.")
         task = cls(name or fn.__name__, **kwargs)
-        params = list(inspect.signature(fn).parameters.values())
-        if params and params[0].name == "this":
-            task._wants_this = True
-            params = params[1:]
-        for p in params:
-            if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                raise TaskDefinitionError(
-                    f"Task {task.name!r}: parameter {p.name!r} of {fn.__name__}() is "
-                    f"{p.kind.description}; function-form tasks take named parameters only, "
-                    f"each named after the upstream task whose result it receives."
-                )
+        wants_this, params, required, bad = _shape(fn)
+        if bad is not None:
+            raise TaskDefinitionError(
+                f"Task {task.name!r}: parameter {bad[0]!r} of {fn.__name__}() is "
+                f"{bad[1]}; function-form tasks take named parameters only, "
+                f"each named after the upstream task whose result it receives."
+            )
+        task._wants_this = wants_this
         task._function = fn
-        task._params = tuple(p.name for p in params)
-        task._required = frozenset(p.name for p in params if p.default is p.empty)
+        task._params = params
+        task._required = required
         task._processes["run"] = task._run_function_from_pipeline
         functools.update_wrapper(task, fn, updated=())
         return task
@@ -386,3 +385,28 @@ def _takes_one_argument(fn: Any) -> bool:
     kw_required -= set(fn.__kwdefaults__ or ())
     takes_more = positional >= 1 or bool(code.co_flags & inspect.CO_VARARGS)
     return takes_more and required <= 1 and not kw_required
+
+
+_Shape = tuple[bool, tuple[str, ...], frozenset[str], "tuple[str, str] | None"]
+#: Each function's parameters as a function-form task reads them, once per function:
+#: a pipeline built in a loop from one function paid inspect.signature per task.
+_SHAPES: weakref.WeakKeyDictionary[Any, _Shape] = weakref.WeakKeyDictionary()
+
+
+def _shape(fn: Any) -> _Shape:
+    """(wants `this`, parameter names, required ones, the first bad (name, kind) or None)."""
+    try:
+        return _SHAPES[fn]
+    except (KeyError, TypeError):  # TypeError: not weakly referenceable, or unhashable
+        pass
+    params = list(inspect.signature(fn).parameters.values())
+    wants_this = bool(params) and params[0].name == "this"
+    if wants_this:
+        params = params[1:]
+    bad = next(((p.name, p.kind.description) for p in params
+                if p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)), None)
+    shape: _Shape = (wants_this, tuple(p.name for p in params),
+                     frozenset(p.name for p in params if p.default is p.empty), bad)
+    with contextlib.suppress(TypeError):
+        _SHAPES[fn] = shape
+    return shape
