@@ -149,3 +149,21 @@ def test_one_function_makes_many_tasks_each_reading_its_own_upstream(pipelines) 
     for _ in range(2):  # the cached reading refuses it every time, with the same message
         with pytest.raises(lp.TaskDefinitionError, match="parameter 'args' of bad"):
             lp.Task.from_function(bad)
+
+
+def test_a_run_keeps_its_run_log_open_only_while_it_runs(pipelines, tmp_path) -> None:
+    import little_pipelines as lp
+
+    p: lp.Pipeline = pipelines("heldlog", log_dir=tmp_path / "logs")
+    for i in range(3):
+        p.task(name=f"t{i}")(lambda: 1)
+
+    def run_log_open() -> bool:
+        return any(os.path.realpath(f"/proc/self/fd/{fd}").endswith("_pipeline.log")
+                   for fd in os.listdir("/proc/self/fd"))
+
+    assert p.execute().ok
+    assert not run_log_open()  # let go of when the run ended
+    text = (tmp_path / "logs" / "_pipeline.log").read_text()
+    assert sum("✓ ran in" in line for line in text.splitlines()) == 3
+    assert text.index("| t2 | ✓ ran in") < text.index("run of 'heldlog'")  # in order

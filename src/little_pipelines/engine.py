@@ -102,6 +102,7 @@ class Run:
             raise
         finally:
             self.recorder.flush()  # interrupted between taking results in and committing them
+            self.recorder.lines.close()
             if self._backend is not None:
                 # Don't wait for work we gave up on (timeouts) or that was interrupted.
                 self._backend.close(cancel=bool(self._pending) or self._abandoned)

@@ -211,7 +211,8 @@ def run_logger(scope: str, log_dir: Path | None) -> LpLogger:
                   lp_log_dir=str(log_dir) if log_dir else None)
 
 
-_task_files = TaskFiles(lambda folder, problem: lib_logger.warning(
+#: the one sink behind every task's file and the run log (statuslines writes it directly)
+task_files = TaskFiles(lambda folder, problem: lib_logger.warning(
     "Log files in {} cannot be written ({}: {}); this process logs to the console only "
     "from now on. Give the pipeline a log_dir= you own, or fix the folder.",
     folder, type(problem).__name__, problem))
@@ -223,7 +224,7 @@ def ensure_file_sink() -> None:
         with _state_lock:
             if _state["file_sink"] is None:
                 _state["file_sink"] = _own.add(
-                    _task_files,
+                    task_files,
                     level="DEBUG",
                     format=_FILE_FORMAT,
                     filter=_for_files,
@@ -236,7 +237,7 @@ def _for_files(record: Any) -> bool:
 
 
 def close_task_files() -> None:
-    _task_files.close_all()
+    task_files.close_all()
 
 
 def story_takers(no: int, *, story: bool = True) -> tuple[bool, bool] | None:
@@ -252,12 +253,6 @@ def story_takers(no: int, *, story: bool = True) -> tuple[bool, bool] | None:
     if library_console():
         return shown and not (story and _state["hide_story"]), False
     return False, shown
-
-
-def write_run_log(folder: str, lines: list[tuple[float, str, str, str]]) -> None:
-    """Append records (epoch time, level name, scope, message) to the run log in
-    `folder`, in the files' format, with one write and no loguru call."""
-    _task_files.append_run_log(folder, lines)
 
 
 # -- the console ---------------------------------------------------------------------------

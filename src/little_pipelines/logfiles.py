@@ -12,6 +12,7 @@ to one file and leaves ordinary names (`clean_data`) as they are.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -44,6 +45,8 @@ class TaskFiles:
         self._made: set[str] = set()
         self._broken: set[str] = set()
         self._second: tuple[int, str] = (-1, "")
+        #: run logs kept open while runs write a line per task: path -> [fd, runs holding it]
+        self._held: dict[str, list[int]] = {}
 
     def __call__(self, message: Any) -> None:
         extra = message.record["extra"]
@@ -90,16 +93,61 @@ class TaskFiles:
             # filter drops it before loguru takes this handler's lock again.
             self._warn(folder, problem)
 
+    def hold_run_log(self, folder: str) -> bool:
+        """Keep the run log of `folder` open until `release_run_log` (a run writes a line
+        per task: one write each instead of open, write, fstat, close). False if it
+        cannot be opened; writes then open it each time, and fail as they would."""
+        path = os.path.join(folder, RUN_LOG)
+        with self._lock:
+            if folder in self._broken:
+                return False
+            held = self._held.get(path)
+            if held is not None:
+                held[1] += 1
+                return True
+            try:
+                if folder not in self._made:
+                    _secure(folder)
+                    self._made.add(folder)
+                fd = os.open(path, _FLAGS, 0o600)
+            except OSError:
+                return False
+            self._held[path] = [fd, 1]
+            return True
+
+    def release_run_log(self, folder: str) -> None:
+        """The run that held `folder`'s run log is done with it; the last one closes it
+        (and rotates it if it grew too large)."""
+        path = os.path.join(folder, RUN_LOG)
+        with self._lock:
+            held = self._held.get(path)
+            if held is None:
+                return
+            held[1] -= 1
+            if held[1] > 0:
+                return
+            del self._held[path]
+            try:
+                size = os.fstat(held[0]).st_size
+            finally:
+                os.close(held[0])
+            if size > _ROTATE_BYTES:
+                with contextlib.suppress(OSError):
+                    _rotate(path)
+
     def _write(self, folder: str, path: str, data: bytes) -> None:
+        held = self._held.get(path)
+        if held is not None:  # O_APPEND: lines from other writers still never interleave
+            os.write(held[0], data)
+            return
         if folder not in self._made:
             _secure(folder)
             self._made.add(folder)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
         try:
-            fd = os.open(path, flags, 0o600)
+            fd = os.open(path, _FLAGS, 0o600)
         except FileNotFoundError:  # the folder was removed while we ran: make it again
             _secure(folder)
-            fd = os.open(path, flags, 0o600)
+            fd = os.open(path, _FLAGS, 0o600)
         try:
             os.write(fd, data)
             size = os.fstat(fd).st_size
@@ -116,6 +164,7 @@ class TaskFiles:
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | _NOFOLLOW
 
 
 def _secure(folder: str) -> None:

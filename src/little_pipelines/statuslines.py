@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .log import PERF, PERF_NO, story_takers, write_run_log
+from .log import PERF, PERF_NO, story_takers, task_files
 from .report import Status
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ class StatusLines:
     def __init__(self) -> None:
         self.info = story_takers(20)  # (library console, host handlers) for INFO
         self.perf = story_takers(PERF_NO, story=False)
+        self._held: set[str] = set()  # run logs this run keeps open (see `close`)
 
     def ran(self, task: Task, duration: float, took: float, reasons: str) -> None:
         """A task ran: its PERF timing (`took`: its main call) and its status line."""
@@ -43,7 +44,10 @@ class StatusLines:
         folder = task.log_dir
         if folder is not None:
             now = time.time()
-            write_run_log(str(folder), [
+            where = str(folder)
+            if where not in self._held and task_files.hold_run_log(where):
+                self._held.add(where)
+            task_files.append_run_log(where, [
                 (now, PERF, task.name, _TOOK.format(task.main_call, took)),
                 (now, "INFO", task.name, _RAN.format(duration, reasons)),
             ])
@@ -51,6 +55,12 @@ class StatusLines:
             task.logger.bind(lp_log_dir=None).log(PERF, _TOOK, task.main_call, took)
         if any(self.info):
             story(task).bind(lp_log_dir=None).info(_RAN, duration, reasons)
+
+    def close(self) -> None:
+        """The run is over: let go of the run logs it kept open."""
+        for folder in self._held:
+            task_files.release_run_log(folder)
+        self._held.clear()
 
     def reused(self, task: Task, saved: float) -> None:
         """A task's stored result was reused: a line for the console and the host only
