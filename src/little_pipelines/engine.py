@@ -98,6 +98,7 @@ class Run:
         try:
             self._loop(sorter)
         except KeyboardInterrupt:
+            self.recorder.flush()  # what finished is stored and reported as executed
             self._interrupted()
             raise
         finally:
