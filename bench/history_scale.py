@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from little_pipelines import history
 from little_pipelines.store import Store
 
 
@@ -25,16 +26,16 @@ def main() -> None:
     store = Store(folder)
     start = time.perf_counter()
     for _ in range(500):
-        store.add_history(dict(entry))
+        history.add(store, dict(entry))
     fill = time.perf_counter() - start
     times = []
     for _ in range(20):
         start = time.perf_counter()
-        store.add_history(dict(entry))
+        history.add(store, dict(entry))
         times.append(time.perf_counter() - start)
     size = sum(f.stat().st_size for f in (folder / "cache").rglob("*") if f.is_file())
     print(f"500 runs in {fill:.2f}s; at the cap: {statistics.median(times) * 1e3:.2f} ms a run "
-          f"(median of 20); store {size / 1e6:.1f} MB; history() {len(store.history())} runs")
+          f"(median of 20); store {size / 1e6:.1f} MB; history() {len(history.runs(store))} runs")
     store.close()
 
 

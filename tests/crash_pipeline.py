@@ -38,6 +38,7 @@ from typing import Any
 import diskcache
 
 import little_pipelines as lp
+from little_pipelines import cachedisk
 from little_pipelines import store as lp_store
 
 WORK = Path(os.environ.get("LP_WORK", "."))
@@ -113,7 +114,7 @@ def _hooks() -> None:
     """Patch the moment of death in; the write itself stays diskcache's own."""
     kind, _, name = KILL.partition(":")
     marked = os.environ.get("LP_MARK_STORE")
-    original_store = lp_store._Disk.store
+    original_store = cachedisk.HoldingDisk.store
 
     def store(self: Any, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
         if marked and key == lp_store._VALUE + marked:
@@ -125,7 +126,7 @@ def _hooks() -> None:
             _die()
         return out
 
-    lp_store._Disk.store = store  # type: ignore[method-assign]
+    cachedisk.HoldingDisk.store = store  # type: ignore[method-assign]
     original_pickle = lp_store.Store.pickle
 
     def pickle_value(self: Any, task: str, value: Any) -> Any:

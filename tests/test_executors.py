@@ -327,8 +327,10 @@ def test_ctrl_c_keeps_finished_tasks_and_reports_what_was_interrupted(
     script = tmp_path / "interrupt_me.py"
     script.write_text(INTERRUPTED)
     env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+    # A background job inherits SIGINT ignored, and Python then keeps ignoring it.
     proc = subprocess.Popen([sys.executable, str(script), name], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while not (tmp_path / "quick.done").exists() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from little_pipelines import history
 from little_pipelines.fingerprint import digest_bytes
 from little_pipelines.store import MISSING, Store
 
@@ -58,11 +59,11 @@ def test_dropping_values_keeps_records_and_forget_removes_both(store) -> None:
 
 def test_history_and_texts_survive_reopening(tmp_path) -> None:
     s = Store(tmp_path / "store")
-    s.add_history({"run_id": "r1"})
+    history.add(s, {"run_id": "r1"})
     s.save_texts({"d1": "def f(): pass"})
     s.close()
     again = Store(tmp_path / "store")
-    assert [run["run_id"] for run in again.history()] == ["r1"]
+    assert [run["run_id"] for run in history.runs(again)] == ["r1"]
     assert again.text("d1") == "def f(): pass" and again.text("d2") is None
     again.close()
 

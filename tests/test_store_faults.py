@@ -22,6 +22,7 @@ import pytest
 from loguru import logger
 
 import little_pipelines as lp
+from little_pipelines import history
 from little_pipelines.errors import StoreError
 from little_pipelines.store import Store
 
@@ -283,8 +284,8 @@ def test_history_keeps_one_bounded_row_per_run(pipelines: Callable[..., lp.Pipel
     store = p._store_or_open()
     many = [f"task_{i}" for i in range(5000)]
     for i in range(3):
-        store.add_history({"run_id": str(i), "started_at": float(i), "duration": 1.0,
-                           "saved": 0.0, "counts": {"failed": len(many)}, "failed": many})
+        history.add(store, {"run_id": str(i), "started_at": float(i), "duration": 1.0,
+                            "saved": 0.0, "counts": {"failed": len(many)}, "failed": many})
     runs = p.history()
     assert [r["run_id"] for r in runs] == ["0", "1", "2"]
     assert all(r["failed_count"] == 5000 and len(r["failed"]) <= 20 for r in runs)
@@ -296,14 +297,12 @@ def test_history_keeps_one_bounded_row_per_run(pipelines: Callable[..., lp.Pipel
 def test_history_is_capped_and_an_old_list_is_still_read(
     pipelines: Callable[..., lp.Pipeline], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import little_pipelines.store as store_module
-
     p = pipelines("Old")
     store = p._store_or_open()
     store.cache.set("lp:history", [{"run_id": f"old{i}", "counts": {}} for i in range(3)])
     assert [r["run_id"] for r in p.history()] == ["old0", "old1", "old2"]
-    monkeypatch.setattr(store_module, "_HISTORY_KEPT", 4)
+    monkeypatch.setattr(history, "KEPT", 4)
     for i in range(3):
-        store.add_history({"run_id": f"new{i}", "counts": {}, "failed": []})
+        history.add(store, {"run_id": f"new{i}", "counts": {}, "failed": []})
     assert [r["run_id"] for r in p.history()] == ["old2", "new0", "new1", "new2"]
     assert store.cache.get("lp:history") is None  # moved into rows once

@@ -19,7 +19,7 @@ import graphlib
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from little_pipelines.errors import did_you_mean
+from .errors import did_you_mean
 
 __all__ = ["check", "dependants", "downstream", "order", "upstream"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import expire, graph, timeline
+from . import expire, graph, history, timeline
 from .codesource import redefines
 from .engine import Run
 from .errors import (
@@ -275,11 +275,11 @@ class Pipeline:
         self.last_report = report
         log = run_logger(self.name, self.log_dir)
         try:
-            self._store_or_open().add_history(report.as_dict())
+            history.add(self._store_or_open(), report.as_dict())
         except OSError as e:  # best-effort: the run's results are stored; the report stands
             log.warning("this run was not added to the history: {}", e)
         with contextlib.suppress(OSError):  # only `lpipe history --timeline` reads it
-            self._store_or_open().save_last_run(timeline.as_dict(report))
+            history.save_last_run(self._store_or_open(), timeline.as_dict(report))
         (log.error if report.failed else log.info)("{}", report.summary())
         return report
 
@@ -439,12 +439,12 @@ class Pipeline:
 
     def history(self) -> list[dict[str, Any]]:
         """Summaries of past runs, oldest first."""
-        return self._store_or_open().history()
+        return history.runs(self._store_or_open())
 
     def last_run(self) -> RunReport | None:
         """The report of the last run, as far as the store kept it (times, statuses,
         reasons as sentences), for its timeline; None if none was kept."""
-        entry = self._store_or_open().last_run()
+        entry = history.last_run(self._store_or_open())
         return timeline.from_dict(entry) if entry else None
 
     def _store_or_open(self) -> Store:
@@ -452,7 +452,7 @@ class Pipeline:
             self._store = Store(self.folder)
             if self._defined_in is not None and self.name not in _CLAIMED.get(self.folder, ()):
                 _CLAIMED.setdefault(self.folder, set()).add(self.name)  # warn once a process
-                self._store.claim(self.name, self._defined_in)
+                history.claim(self._store, self.name, self._defined_in)
         return self._store
 
     def close(self) -> None:

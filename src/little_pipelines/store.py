@@ -23,7 +23,6 @@ of a run become `StoreError`, an OSError, so a task fails instead of the run.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import sqlite3
 import threading
@@ -35,6 +34,7 @@ from typing import IO, Any
 import diskcache
 
 from . import valuefiles
+from .cachedisk import HoldingDisk, Prewritten, exclusive, get_many
 from .errors import StoreError, UnsafeStoreError
 from .folders import secure_dir
 from .log import lib_logger
@@ -50,15 +50,7 @@ except ImportError:  # pragma: no cover - Windows
 # pickled and run through pickletools.optimize on every call (~40 us a key here).
 _RECORD = "lp:record:"
 _VALUE = "lp:value:"
-_HISTORY = "lp:history"  # the list every run rewrote (stores before one row per run)
-_RUN = "lp:run:"  # one row per run: lp:run:<zero-padded sequence number>
-_RUN_NEXT = "lp:run-next"  # the next run's sequence number
 _TEXT = "lp:text:"
-_LAST_RUN = "lp:last_run"  # the last run's per-task times, for its timeline
-_DEFINED_IN = "lp:defined_in"  # the file that defined the pipeline using this store
-_HISTORY_KEPT = 500
-_SELECT_CHUNK = 500  # names per SELECT (SQLite allows 999 variables in old builds)
-_HISTORY_NAMES = 20  # failed task names kept per run (the count is always exact)
 
 #: A record is a plain dict, so stores stay readable across library versions.
 Record = dict[str, Any]
@@ -87,76 +79,6 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class _Disk(diskcache.Disk):
-    """diskcache's Disk, with the removal of replaced value files held back until commit.
-
-    diskcache deletes the file of a value it replaces as soon as its own `set`
-    returns, even inside an enclosing transaction: a failure or a kill between
-    that `set` and our commit left the old record pointing at a deleted file, and
-    the previous result was lost. During `Store.put` removals are collected and
-    done after the commit; if the put fails, the files it wrote are removed
-    instead. A kill in between leaves at worst an unreferenced file, never a
-    record without its value.
-    """
-
-    def __init__(self, directory: str, **kwargs: Any) -> None:
-        super().__init__(directory, **kwargs)
-        self._put = threading.local()
-
-    def filename(self, key: Any = diskcache.UNKNOWN, value: Any = diskcache.UNKNOWN) -> Any:
-        name, full_path = super().filename(key, value)
-        staged = getattr(self._put, "staged", None)
-        if staged is not None:
-            staged[0].append(name)
-        return name, full_path
-
-    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> Any:
-        # diskcache iterates an io.BytesIO of the value, i.e. line by line: a 100 MB
-        # pickle with ~400,000 newline bytes took ~110 ms in tiny writes against
-        # ~24 ms in one. Hand the bytes over whole (getvalue() does not copy them).
-        if isinstance(iterator, io.BytesIO):
-            iterator = iter([iterator.getvalue()])
-        return super()._write(full_path, iterator, mode, encoding)
-
-    def store(self, value: Any, read: bool, key: Any = diskcache.UNKNOWN) -> Any:
-        if isinstance(value, _Prewritten):  # a value file `Store.pickle` already wrote
-            return value.pickled.size, diskcache.core.MODE_BINARY, value.filename, None
-        return super().store(value, read, key)
-
-    def remove(self, file_path: str) -> None:
-        staged = getattr(self._put, "staged", None)
-        if staged is not None:
-            staged[1].append(file_path)
-        else:
-            super().remove(file_path)
-
-    @contextlib.contextmanager
-    def staged(self) -> Iterator[None]:
-        """Hold back removals until the block succeeds; undo its new files if it fails."""
-        written: list[str] = []
-        replaced: list[str] = []
-        self._put.staged = (written, replaced)
-        try:
-            yield
-        except BaseException:
-            self._put.staged = None
-            for name in written:
-                super().remove(name)
-            raise
-        self._put.staged = None
-        for name in replaced:
-            super().remove(name)
-
-
-class _Prewritten:
-    """A value file already written into the cache folder, handed to diskcache by name."""
-
-    def __init__(self, pickled: Pickled, cache: diskcache.Cache) -> None:
-        assert pickled.path is not None
-        self.pickled = pickled
-        self.filename = os.path.relpath(pickled.path, cache.directory)
-
-
 class Store:
     """Task records, pickled values and run history in one diskcache.Cache."""
 
@@ -175,7 +97,7 @@ class Store:
         # One process at a time checks (and perhaps moves aside) the database:
         # otherwise a second process that saw the damage too could move aside
         # the fresh store the first one just made.
-        with _exclusive(self.directory):
+        with exclusive(self.directory):
             try:
                 self.cache = self._open()
             except (UnsafeStoreError, StoreError):
@@ -207,7 +129,7 @@ class Store:
         # timeout: SQLite's own wait for its write lock, the backstop behind
         # _wait_for_writer (which only sees a lock taken before it looked).
         cache = diskcache.Cache(
-            str(folder), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=_Disk,
+            str(folder), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=HoldingDisk,
             timeout=self.wait,
         )
         try:
@@ -232,7 +154,7 @@ class Store:
     # -- records -----------------------------------------------------------
     def record(self, name: str) -> Record | None:
         """The stored record of a task, or None (also when it cannot be read)."""
-        with self._errors("read"):
+        with self.errors("read"):
             return self._record(name)
 
     def _record(self, name: str) -> Record | None:
@@ -249,42 +171,25 @@ class Store:
         return rec
 
     def records(self, names: Iterable[str]) -> dict[str, Record]:
-        """Records of many tasks, read in one transaction (one lock, one snapshot).
-
-        One SELECT per 500 names rather than a `cache.get` each (~5 µs a task on a
-        warm run); each row is decoded as `cache.get` would (diskcache's Disk.fetch).
-        """
+        """Records of many tasks, read in one transaction (one lock, one snapshot) with
+        one SELECT per 500 names (`cachedisk.get_many`), not a `cache.get` each."""
         wanted = list(names)
         found: dict[str, Record] = {}
-        with self._errors("read", wait=True), self.cache.transact():
-            for i in range(0, len(wanted), _SELECT_CHUNK):
-                keys = [_RECORD + name for name in wanted[i:i + _SELECT_CHUNK]]
-                rows = self.cache._sql(
-                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN "
-                    f"({','.join('?' * len(keys))}) AND (expire_time IS NULL OR expire_time > ?)",
-                    (*keys, time.time()),
-                ).fetchall()
-                for key, mode, filename, value in rows:
-                    name = key[len(_RECORD):]
-                    rec = self._decode_record(name, mode, filename, value)
-                    if rec is not None:
-                        found[name] = rec
+        with self.errors("read", wait=True), self.cache.transact():
+            keys = [_RECORD + name for name in wanted]
+            for key, fetched in get_many(self.cache._sql, self.cache._disk.fetch, keys):
+                name = key[len(_RECORD):]
+                try:
+                    rec: Record = fetched()
+                except OSError:  # its file was removed meanwhile: as cache.get, no record
+                    continue
+                except Exception as e:  # a damaged pickle: no record (the task reruns)
+                    lib_logger.warning("The stored record of task {!r} could not be read "
+                                       "({}: {}); it will run again.", name, type(e).__name__, e)
+                    continue
+                found[name] = rec
             self._seen_version[threading.get_ident()] = self._data_version()
         return {name: found[name] for name in wanted if name in found}
-
-    def _decode_record(self, name: str, mode: int, filename: str | None, value: Any
-                       ) -> Record | None:
-        try:
-            rec: Record = self.cache._disk.fetch(mode, filename, value, False)
-        except OSError:
-            return None  # its file was removed meanwhile: as cache.get, no record
-        except Exception as e:  # a damaged pickle: as if there were no record (the task reruns)
-            lib_logger.warning(
-                "The stored record of task {!r} could not be read ({}: {}); it will run again.",
-                name, type(e).__name__, e,
-            )
-            return None
-        return rec
 
     def untouched_by_others(self) -> bool:
         """True if no other connection has committed since `records()` was last called.
@@ -295,7 +200,7 @@ class Store:
         seen = self._seen_version.get(threading.get_ident())
         if seen is None:
             return False
-        try:  # not through _errors: this runs once a task, and the context manager cost ~3 µs
+        try:  # not through errors(): this runs once a task, and the context manager cost ~3 µs
             return self._data_version() == seen
         except (sqlite3.Error, diskcache.Timeout) as e:
             raise self._error("read", e) from None
@@ -312,7 +217,7 @@ class Store:
 
     def update_record(self, name: str, **changes: Any) -> None:
         """Change fields of a stored record (e.g. expire it) without touching its value."""
-        with self._errors("write"), self.cache.transact():
+        with self.errors("write"), self.cache.transact():
             rec = self._record(name)
             if rec is not None:
                 rec.update(changes)
@@ -347,42 +252,30 @@ class Store:
         """
         if isinstance(value, bytes):
             value = valuefiles.from_bytes(value, record.get("digest") or "")
-        stored: Any = value.blob if value.path is None else _Prewritten(value, self.cache)
         try:
-            with self._errors("write"), self.cache._disk.staged():
-                try:
-                    with self.cache.transact():
-                        self.cache.set(_VALUE + name, stored, read=value.path is not None)
-                        self.cache.set(_RECORD + name, record)
-                except BaseException:
-                    # A COMMIT that failed (disk full) leaves SQLite's transaction open.
-                    with contextlib.suppress(sqlite3.Error):
-                        if self.cache._con.in_transaction:
-                            self.cache._sql("ROLLBACK")
-                    raise
+            self.put_many([(name, value, record)])
         except BaseException:
             value.discard()
             raise
-        value.path = None  # the store owns the file now
 
     def put_many(self, items: list[tuple[str, Pickled, Record]]) -> None:
         """Store several values with their records in ONE transaction (a grouped commit).
 
         All or nothing: if it fails (a full disk), nothing of the group is stored and
         every value's file is kept, so the caller can store them one by one with
-        `put` (one bad value then fails only its own task). One transaction for a
-        group saves a BEGIN/COMMIT and its WAL write per task.
+        `put` (one bad value then fails only its own task).
         """
-        with self._errors("write"), self.cache._disk.staged():
+        with self.errors("write"), self.cache._disk.staged():
             try:
                 with self.cache.transact():
                     for name, value, record in items:
                         stored: Any = (value.blob if value.path is None
-                                       else _Prewritten(value, self.cache))
+                                       else Prewritten(value, self.cache))
                         self.cache.set(_VALUE + name, stored, read=value.path is not None)
                         self.cache.set(_RECORD + name, record)
             except BaseException:
-                with contextlib.suppress(sqlite3.Error):  # as in put: a failed COMMIT
+                # A COMMIT that failed (disk full) leaves SQLite's transaction open.
+                with contextlib.suppress(sqlite3.Error):
                     if self.cache._con.in_transaction:
                         self.cache._sql("ROLLBACK")
                 raise
@@ -425,13 +318,13 @@ class Store:
         other error (too many open files, permissions, an I/O error) is a
         StoreError naming the cause: the value and its record are kept.
         """
-        with self._errors("read"):
+        with self.errors("read"):
             if digest is None:
                 record = self._record(name)
                 digest = record.get("digest") if record else None
         for _attempt in (1, 2):
             try:
-                with self._errors("read"):
+                with self.errors("read"):
                     row = self._value_row(name)
             except DamagedValue:
                 how = "changed or truncated"
@@ -459,7 +352,7 @@ class Store:
                 ) from e
         if digest is None:
             return MISSING  # nothing was promised (no record, or an expired value)
-        with self._errors("read"):
+        with self.errors("read"):
             record = self._record(name)
         if (record.get("digest") if record else None) != digest:
             return MISSING  # replaced or forgotten by another run meanwhile: not damage
@@ -492,7 +385,7 @@ class Store:
     def forget(self, names: Iterable[str]) -> list[str]:
         """Delete the stored results of these tasks; returns those that had one."""
         gone = []
-        with self._errors("write"), self.cache.transact():
+        with self.errors("write"), self.cache.transact():
             for name in names:
                 had = self.cache.delete(_RECORD + name)
                 self.cache.delete(_VALUE + name)
@@ -507,7 +400,7 @@ class Store:
         value that tasks below can be fed, and a skipped or unselected task is only
         looked up by its digest.
         """
-        with self._errors("write"), self.cache.transact():
+        with self.errors("write"), self.cache.transact():
             for name in names:
                 self.cache.delete(_VALUE + name)
                 rec = self._record(name)
@@ -527,82 +420,20 @@ class Store:
         text: str | None = self.cache.get(_TEXT + digest)
         return text
 
-    # -- history -----------------------------------------------------------
-    def add_history(self, entry: dict[str, Any]) -> None:
-        """Add a run summary to the history (the last `_HISTORY_KEPT` are kept).
-
-        One row per run, under a key with a zero-padded sequence number, and at
-        most `_HISTORY_NAMES` failed names in it (`failed_count` says how many
-        failed): the cost of a run does not grow with the history or the
-        pipeline. The list every run used to rewrite whole (4.4 s and 80 MB
-        with 20,000 failing tasks) is moved into rows once, by the first run
-        that finds it.
-        """
-        row = _bounded(entry)
-        with self._errors("write"), self.cache.transact():
-            seq = self.cache.get(_RUN_NEXT)
-            if seq is None:
-                seq = 0
-                for old in self.cache.get(_HISTORY, [])[-_HISTORY_KEPT:]:
-                    self.cache.set(_RUN + f"{seq:012d}", _bounded(old))
-                    seq += 1
-                self.cache.delete(_HISTORY)
-            self.cache.set(_RUN + f"{seq:012d}", row)
-            self.cache.set(_RUN_NEXT, seq + 1)
-            self.cache.delete(_RUN + f"{seq - _HISTORY_KEPT:012d}")
-
-    def claim(self, pipeline: str, defined_in: str) -> None:
-        """Record which file defined the pipeline; warn if another file's pipeline owns
-        this store (two projects with one pipeline name thrash each other's results).
-
-        The first file keeps the store; a recorded file that no longer exists (the
-        project moved or was renamed) is replaced without a word.
-        """
-        try:
-            with self._errors("read"):
-                owner = self.cache.get(_DEFINED_IN)
-            if owner == defined_in:
-                return
-            if owner is None or not os.path.exists(owner):
-                with self._errors("write"):
-                    self.cache.set(_DEFINED_IN, defined_in)
-                return
-        except OSError:  # only a warning is at stake
-            return
-        lib_logger.warning(
-            "Pipeline {!r} defined in {} uses the store in {}, which belongs to the pipeline "
-            "defined in {}: two pipelines sharing a store overwrite each other's results. "
-            "Give this one its own folder (lp.Pipeline({!r}, cache_dir=...)) or another name.",
-            pipeline, defined_in, str(self.directory), owner, pipeline,
-        )
-
-    def save_last_run(self, entry: dict[str, Any]) -> None:
-        """Keep the last run's per-task times (one entry, replaced by each run)."""
-        with self._errors("write"):
-            self.cache.set(_LAST_RUN, entry)
-
-    def last_run(self) -> dict[str, Any] | None:
-        """The entry `save_last_run` kept, if any."""
-        with self._errors("read"):
-            entry: dict[str, Any] | None = self.cache.get(_LAST_RUN)
-        return entry
-
-    def history(self) -> list[dict[str, Any]]:
-        """Past run summaries, oldest first."""
-        with self._errors("read"):
-            old: list[dict[str, Any]] = self.cache.get(_HISTORY, [])
-            rows = self.cache._sql(
-                "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key",
-                (_RUN, _RUN[:-1] + chr(ord(_RUN[-1]) + 1)),
-            ).fetchall()
-            runs = [self.cache.get(key) for (key,) in rows]
-        return [*old, *(r for r in runs if r is not None)][-_HISTORY_KEPT:]
+    def keys_with(self, prefix: str) -> list[str]:
+        """The keys that start with `prefix`, in order (one index range scan)."""
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self.cache._sql(
+            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key",
+            (prefix, end),
+        ).fetchall()
+        return [key for (key,) in rows]
 
     def close(self) -> None:
         self.cache.close()
 
     @contextlib.contextmanager
-    def _errors(self, doing: str, *, wait: bool = False) -> Iterator[None]:
+    def errors(self, doing: str, *, wait: bool = False) -> Iterator[None]:
         """SQLite's errors (and diskcache's lock timeout) as StoreError, an OSError.
 
         Callers then treat a store that fails mid-run like a full disk: the task
@@ -624,28 +455,3 @@ class Store:
 
     def _wait_for_writer(self) -> None:
         wait_for_writer(self.directory, self.wait)
-
-
-def _bounded(entry: dict[str, Any]) -> dict[str, Any]:
-    """A run summary with at most `_HISTORY_NAMES` failed names, and how many there were."""
-    failed = list(entry.get("failed") or ())
-    row = dict(entry, failed=failed[:_HISTORY_NAMES])
-    row.setdefault("failed_count", len(failed))
-    return row
-
-
-@contextlib.contextmanager
-def _exclusive(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on a folder while the block runs (a no-op without fcntl)."""
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        # A file system without flock (some network or FUSE mounts) only loses
-        # this guard against a rare race, not the use of the store.
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
