@@ -245,6 +245,11 @@ def _pandas_digest(obj: Any) -> bytes:
         # storing a 400 MB DataFrame must not hold much beside it).
         for start in range(0, len(values), _ROWS_AT_ONCE):
             part = values[start:start + _ROWS_AT_ONCE]
+            if _mixed_objects(pd, part):
+                # pandas hashes an object that is not a string by its str(): 1 and "1",
+                # (1, 2) and "(1, 2)" would collide, and unequal frames share a digest.
+                h.update(value_digest(part.tolist()).encode())
+                continue
             h.update(pd.util.hash_pandas_object(part, index=False, categorize=False)
                      .to_numpy().tobytes())
 
@@ -268,6 +273,15 @@ def _pandas_digest(obj: Any) -> bytes:
     if obj.attrs:
         h.update(value_digest(obj.attrs).encode())
     return h.digest()
+
+
+def _mixed_objects(pd: Any, values: Any) -> bool:
+    """Whether pandas' row hash would take some of these values by their str():
+    object (or categorical) data that is not all strings."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _mixed_objects(pd, dtype.categories)
+    return dtype == object and pd.api.types.infer_dtype(values, skipna=False) != "string"
 
 
 def _polars_digest(obj: Any) -> bytes:
