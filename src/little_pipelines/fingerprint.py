@@ -281,7 +281,7 @@ def _mixed_objects(pd: Any, values: Any) -> bool:
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return _mixed_objects(pd, dtype.categories)
-    return dtype == object and pd.api.types.infer_dtype(values, skipna=False) != "string"
+    return dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) != "string"
 
 
 def _polars_digest(obj: Any) -> bytes:
