@@ -41,11 +41,6 @@ from .log import lib_logger
 from .sqlitefaults import Corrupt, is_corruption, lock_wait, store_error, wait_for_writer
 from .valuefiles import DamagedValue, Pickled, ValueFile
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 # String keys, not tuples: diskcache stores a str key as it is, while a tuple is
 # pickled and run through pickletools.optimize on every call (~40 us a key here).
 _RECORD = "lp:record:"
@@ -271,11 +266,8 @@ class Store:
 
     def load_blob(self, name: str, digest: str | None = None) -> Any:
         """The pickled bytes of a task's stored value (checked), or MISSING."""
-        def from_file(path: str, digest: str | None) -> bytes:
-            with open(path, "rb") as f:
-                blob = f.read()
-            return valuefiles.check_bytes(blob, digest)
-        return self._read(name, digest, valuefiles.check_bytes, from_file)
+        return self._read(name, digest, valuefiles.check_bytes,
+                          lambda path, digest: ValueFile(path, digest).read_bytes())
 
     def value_file(self, name: str, digest: str | None = None) -> Any:
         """A `ValueFile` for a large value (whoever loads it checks it), the small
