@@ -318,15 +318,17 @@ class Store:
                 ) from e
         if digest is None:
             return MISSING  # nothing was promised (no record, or an expired value)
-        with self.errors("read"):
+        # Checked and forgotten in one transaction: another run committing a new pair
+        # in between must not lose it.
+        with self.errors("write"), self.cache.transact():
             record = self._record(name)
-        if (record.get("digest") if record else None) != digest:
-            return MISSING  # replaced or forgotten by another run meanwhile: not damage
+            if (record.get("digest") if record else None) != digest:
+                return MISSING  # replaced or forgotten by another run meanwhile: not damage
+            self.forget([name])
         lib_logger.warning(
             "The stored result of task {!r} is damaged (its value file was {}); it was "
             "discarded and the task will run again.", name, how,
         )
-        self.forget([name])
         return MISSING
 
     def _value_row(self, name: str) -> tuple[bytes, None] | tuple[None, str] | None:
