@@ -66,13 +66,20 @@ def last_run(store: Store) -> dict[str, Any] | None:
     return entry
 
 
+_CLAIMED: set[tuple[str, str]] = set()  # (store folder, pipeline) checked by this process
+
+
 def claim(store: Store, pipeline: str, defined_in: str) -> None:
     """Record which file defined the pipeline; warn if another file's pipeline owns
     this store (two projects with one pipeline name thrash each other's results).
 
-    The first file keeps the store; a recorded file that no longer exists (the
-    project moved or was renamed) is replaced without a word.
+    Checked once a process per store and pipeline name. The first file keeps the
+    store; a recorded file that no longer exists (the project moved or was renamed)
+    is replaced without a word.
     """
+    if (str(store.directory), pipeline) in _CLAIMED:
+        return
+    _CLAIMED.add((str(store.directory), pipeline))
     try:
         with store.errors("read"):
             owner = store.cache.get(_DEFINED_IN)

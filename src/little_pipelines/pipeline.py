@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import graphlib
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import expire, graph, history, timeline
+from . import expire, history, timeline
 from .codesource import redefines
 from .engine import Run
 from .errors import (
@@ -33,6 +31,8 @@ from .spec import (
     TaskNames,
     build_spec,
     check_names,
+    checked_order,
+    definition_problems,
     listed,
     progress_with_flags,
 )
@@ -189,20 +189,15 @@ class Pipeline:
             # One pass over the graph: sorting finds a cycle too, so cycles are looked
             # for (and every problem listed by validate) only when the sort fails.
             deps = self._deps()
-            order = None
-            if not self._problems(deps, cycles=False)[0]:
-                with contextlib.suppress(graphlib.CycleError):
-                    order = graph.order(deps)
-            if order is None:
-                self.validate()
-                order = graph.order(deps)
-            self._order = order
+            problems, _ = definition_problems(self._tasks, self._duplicates, deps, cycles=False)
+            self._order = checked_order(deps, problems, self.validate)
         return self._order
 
     # -- validation -------------------------------------------------------------
     def validate(self) -> None:
         """Raise PipelineValidationError listing every problem of the definition at once."""
-        problems, cycle = self._problems(self._deps(), cycles=True)
+        problems, cycle = definition_problems(self._tasks, self._duplicates, self._deps(),
+                                              cycles=True)
         missing_run = [t.name for t in self._tasks.values() if not t.has_run]
         if problems:
             raise PipelineValidationError.build(
@@ -210,18 +205,6 @@ class Pipeline:
             )
 
     validate_tasks = validate
-
-    def _problems(self, deps: dict[str, list[str]], *, cycles: bool
-                  ) -> tuple[list[str], list[str] | None]:
-        problems = [
-            f"Two different tasks are named {n!r}; task names must be unique in a pipeline "
-            f"(rename one)."
-            for n in dict.fromkeys(self._duplicates)
-        ]
-        for task in self._tasks.values():
-            problems += task.definition_problems(self._tasks)
-        graph_problems, cycle = graph.check(deps, cycles=cycles)
-        return problems + graph_problems, cycle
 
     # -- running ------------------------------------------------------------------
     def execute(
@@ -450,8 +433,7 @@ class Pipeline:
     def _store_or_open(self) -> Store:
         if self._store is None:
             self._store = Store(self.folder)
-            if self._defined_in is not None and self.name not in _CLAIMED.get(self.folder, ()):
-                _CLAIMED.setdefault(self.folder, set()).add(self.name)  # warn once a process
+            if self._defined_in is not None:
                 history.claim(self._store, self.name, self._defined_in)
         return self._store
 
@@ -465,4 +447,3 @@ class Pipeline:
         return f"<Pipeline: {self.name} ({self.ntasks} tasks)>"
 
 
-_CLAIMED: dict[Path, set[str]] = {}  # stores this process checked the defining file of

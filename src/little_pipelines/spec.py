@@ -9,6 +9,8 @@ built it; a test can build one by hand.
 
 from __future__ import annotations
 
+import contextlib
+import graphlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +148,34 @@ def build_spec(
     )
 
 
+def definition_problems(tasks: Mapping[str, Task], duplicates: Iterable[str],
+                        deps: Mapping[str, list[str]], *, cycles: bool
+                        ) -> tuple[list[str], list[str] | None]:
+    """Every problem of a pipeline's definition as sentences, and a cycle's path if
+    `cycles` (looking for one is left to the sort when it is not asked)."""
+    problems = [
+        f"Two different tasks are named {n!r}; task names must be unique in a pipeline "
+        f"(rename one)."
+        for n in dict.fromkeys(duplicates)
+    ]
+    for task in tasks.values():
+        problems += task.definition_problems(tasks)
+    graph_problems, cycle = graph.check(deps, cycles=cycles)
+    return problems + graph_problems, cycle
+
+
+def checked_order(deps: Mapping[str, list[str]], problems: list[str],
+                  validate: Callable[[], None]) -> list[str]:
+    """The execution order in one pass over the graph: sorting finds a cycle too, so
+    `validate` (which lists every problem at once, and raises) runs only when the
+    definition has problems or the sort fails."""
+    if not problems:
+        with contextlib.suppress(graphlib.CycleError):
+            return graph.order(deps)
+    validate()
+    return graph.order(deps)
+
+
 def check_names(tasks: Mapping[str, Task], names: TaskNames, where: str) -> list[str]:
     """The names given (names or Task objects), each checked to be a task of `tasks`."""
     out = []
@@ -209,5 +239,5 @@ def check_expiry(task: Task) -> None:
 
 __all__ = [
     "RunResult", "RunSpec", "Selection", "TaskNames", "build_spec", "check_expiry", "check_names",
-    "listed", "progress_with_flags",
+    "checked_order", "definition_problems", "listed", "progress_with_flags",
 ]

@@ -277,11 +277,7 @@ class Store:
         for _name, value, _record in items:
             value.path = None  # the store owns the files now
 
-    def load(self, name: str) -> Any:
-        """Unpickle the stored value of a task (checked against its record), or MISSING."""
-        return self.load_value(name)
-
-    def load_value(self, name: str, digest: str | None = None) -> Any:
+    def load(self, name: str, digest: str | None = None) -> Any:
         """The stored value of a task, unpickled while it is checked, or MISSING.
 
         The bytes are checked against `digest` (default: the digest in the task's

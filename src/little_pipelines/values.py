@@ -68,7 +68,7 @@ class RunValues:
         if blob is not None:
             return unpickle(name, blob)
         try:
-            found = self._store.load_value(name, self._digests.get(name))
+            found = self._store.load(name, self._digests.get(name))
         except (AttributeError, ImportError) as e:
             raise _class_gone(name, e) from None
         return self._found(name, found)
