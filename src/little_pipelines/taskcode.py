@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .codeloaded import loaded_key
 from .coderefs import (
     Value,
     WholeModule,
@@ -193,13 +194,18 @@ class CodeIndex:
         # __qualname__ onto a wrapper, whose code is another function's.
         name = f"{fn.__module__}.{fn.__code__.co_qualname}"
         module = sys.modules.get(fn.__module__ or "")
+        # Default arguments are evaluated where the function is defined, not read by its
+        # code: they count by value (and what they hold is followed).
+        defaults = [Value(f"{name}.{k}", module, v) for k in ("__defaults__", "__kwdefaults__")
+                    if (v := getattr(fn, k, None))]
         src = self._load(fn.__code__.co_filename)
         node = src.function(fn) if src is not None else None
         if node is None:  # no source (built by exec): its bytecode, and every name it uses
             refs = [classify(f"{fn.__module__}.{n}", module, fn.__globals__[n])
                     for n in code_names(fn.__code__) if n in fn.__globals__]
             digest = digest_bytes(marshal.dumps(without_places(fn.__code__)))
-            return (name, Piece(digest, kind="code")), [r for r in refs if r is not None]
+            return (name, Piece(digest, kind="code")), [r for r in refs if r is not None
+                                                        ] + defaults
         source = normalised(node)
         # What the code loads as globals (not its locals), and what its decorators name.
         names = code_names(fn.__code__) | set(fn.__code__.co_freevars) | {
@@ -207,8 +213,8 @@ class CodeIndex:
             if isinstance(n, ast.Name)}
         refs = resolve_names(node, fn.__globals__, closure_vars(fn), fn.__module__, module,
                               names)
-        return (name, Piece(digest_bytes(source.encode()), source)), refs + dynamic_refs(
-            node, name, fn.__globals__, module)
+        return (name, Piece(digest_bytes(source.encode()), source)), refs + defaults + (
+            dynamic_refs(node, name, fn.__globals__, module))
 
     def _class_piece(self, cls: type, module: types.ModuleType
                      ) -> tuple[tuple[str, Piece], list[Any]]:
@@ -315,9 +321,11 @@ def code_stamp(fn: Callable[..., Any], files: FileDigests, old: Mapping[str, Any
     path = getattr(code, "co_filename", None)
     if path and not path.startswith("<"):
         try:
-            return path, files.stamp(path, old.get(path))
+            stamp = files.stamp(path, old.get(path))
         except OSError:
             pass
+        else:  # edited since imported? then the code that runs is the loaded one
+            return loaded_key(fn, path, stamp, files) or (path, stamp)
     name = f"<code of {getattr(fn, '__qualname__', repr(fn))}>"
     blob = marshal.dumps(without_places(code)) if code is not None else repr(fn).encode()
     return name, CodeStamp("code", digest_bytes(blob))
