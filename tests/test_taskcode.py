@@ -3,7 +3,10 @@ tasks that use the edited thing (issue 10), checked by editing real module files
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
+from loguru import logger
 
 import little_pipelines as lp
 import test_precision
@@ -342,32 +345,51 @@ def test_modules_as_values_defaults_and_computed_imports_are_followed(
     assert "tasks.helper.__defaults__" in [r.subject for r in ran["helper_default"].reasons]
 
 
+STALE = """
+    import little_pipelines as lp
+
+    p = lp.Pipeline("stale")
+
+
+    def helper():
+        return 1
+
+
+    @p.task
+    def a():
+        return helper()
+"""
+
+
+@pytest.mark.parametrize("edit", ["def helper():\n    return 2", "return helper() + 1"],
+                         ids=["helper", "task"])
 def test_an_edited_file_not_reloaded_is_not_recorded_as_the_new_code(
-        project: Project) -> None:
+        project: Project, edit: str) -> None:
     """code="module" in a long-lived process: the file is edited but its module not
     reloaded. The task runs the OLD code; its result must not be kept under the new
-    file's digest, or a fresh process would reuse a result the new code never made."""
-    source = """
-        import little_pipelines as lp
-
-        p = lp.Pipeline("stale")
-
-
-        @p.task
-        def a():
-            return 1
-    """
-    project.write("tasks", source)
+    file's digest, or a fresh process would reuse a result the new code never made.
+    Editing only a helper the (unchanged) task calls is caught too."""
+    project.write("tasks", STALE)
     module = project.load("tasks")
     assert module.p.execute().executed == ["a"]
-    project.write("tasks", source.replace("return 1", "return 2"))  # no reload
-    report = module.p.execute()
+    old = "return helper()" if edit.startswith("return") else "def helper():\n    return 1"
+    project.write("tasks", textwrap.dedent(STALE).replace(old, edit))  # no reload
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        report = module.p.execute()
+        assert module.p.execute().cached == ["a"]  # one warning per file per process
+    finally:
+        logger.remove(sink)
     assert report.executed == ["a"]  # with the code loaded, which is not the file's
     assert any(r.subject.startswith("<loaded code of ") for r in report["a"].reasons)
     assert module.p.get_result("a") == 1
+    assert len(warnings) == 1 and "tasks.py changed on disk" in warnings[0], warnings
+    assert "importlib.reload" in warnings[0]
     module.p.close()
     fresh = project.load("tasks")  # a new process imports the edited file
     report = fresh.p.execute()
     assert report.executed == ["a"]
     assert fresh.p.get_result("a") == 2
+    assert fresh.p.execute().cached == ["a"]
     fresh.p.close()

@@ -48,6 +48,7 @@ def dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
                   module: types.ModuleType | None) -> list[Any]:
     """The whole modules a definition may reach without naming what it reads."""
     found: dict[int, WholeModule] = {}
+    modules: list[Any]
     for sub in ast.walk(node):
         if not isinstance(sub, ast.Call):
             continue

@@ -11,7 +11,9 @@ The soundness rule (a fingerprint may cover too much, never too little):
 - functions and classes of the user's code count by their normalised source
   (parsed and unparsed without docstrings: comments, docstrings and formatting
   change nothing), and what they reference is followed: names, `module.attr`
-  chains, closures, a decorator's `__wrapped__`;
+  chains, closures, a decorator's `__wrapped__`, and default arguments (evaluated
+  where the function is defined, so absent from its code's names: they count by
+  value, as below);
 - functions and classes of the standard library or installed packages count by
   the package's version;
 - any other object referenced (a constant of any type, a container, a
@@ -22,8 +24,15 @@ The soundness rule (a fingerprint may cover too much, never too little):
 - when neither is possible (`getattr` with a computed name, `exec`, `eval`,
   `globals()`, a value that cannot be pickled), the whole defining module counts
   — and for a dynamic lookup also every module it may look into — and the piece's
-  note says which reference forced it. Nothing is ever left out silently, except
-  loggers, which never change a result.
+  note says which reference forced it. So does a user module used as a value
+  (`use(helpers)`: what `use` reads of it is not in this source); an import by a
+  computed name (`importlib.import_module(name)`, `__import__(name)`) counts every
+  user module loaded. Nothing is ever left out silently, except loggers, which
+  never change a result.
+
+In module mode, the file is the code only while the process runs what the file
+says: a file modified since this library was imported is compared with its loaded
+module (`codeloaded`), and a stale module counts by its loaded bytecode instead.
 
 Each piece is `key -> Piece(digest, source, note, kind)`: the key names the
 function, class, value or package (`etl.helpers.clean`, `pandas==2.2.3`); the
