@@ -99,6 +99,34 @@ def test_content_digests_of_arrays_and_frames() -> None:
     assert value_digest(frame["a"]) != value_digest(frame["a"].rename("c"))
 
 
+def test_unequal_frames_of_mixed_objects_have_unequal_digests() -> None:
+    """pandas hashes a non-string object by its str(): 1 and "1" collided, so a task
+    below one that changed was served its old result."""
+    pd = pytest.importorskip("pandas")
+
+    def frame(first: object) -> object:
+        return pd.DataFrame({"c": pd.Series([first, "x"], dtype=object)})
+
+    assert value_digest(frame(1)) != value_digest(frame("1"))
+    assert value_digest(frame((1, 2))) != value_digest(frame("(1, 2)"))
+    assert value_digest(frame(1.5)) != value_digest(frame("1.5"))
+    assert value_digest(frame(None)) != value_digest(frame("None"))
+    mixed_columns = pd.DataFrame([[1, 2]], columns=[1, "a"])
+    assert value_digest(mixed_columns) != value_digest(pd.DataFrame([[1, 2]], columns=["1", "a"]))
+    as_category = pd.Series([1, "x"], dtype="category")
+    assert value_digest(as_category) != value_digest(pd.Series(["1", "x"], dtype="category"))
+    assert value_digest(frame(1)) == value_digest(frame(1))  # equal still equal
+
+
+def test_a_changed_mixed_object_column_reruns_below(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    build = """import pandas as pd
+        first = 1 if os.environ["BUILD"] == "int" else "1"
+        return pd.DataFrame({"c": pd.Series([first, "x"], dtype=object)})"""
+    assert run_script(tmp_path, build, 0, {"BUILD": "int"}) == ["counted", "report", "words"]
+    assert run_script(tmp_path, build, 0, {"BUILD": "str"}) == ["counted", "words"]
+
+
 def test_numpy_and_pandas_are_never_imported_by_the_library(tmp_path: Path) -> None:
     code = textwrap.dedent("""
         import sys

@@ -37,7 +37,7 @@ from .errors import MissingInputError
 #: Fingerprints guard against accidents, not adversaries (the store is the
 #: user's own folder), so a fast non-cryptographic 128-bit hash is enough; it
 #: is why xxhash is the one runtime dependency beyond diskcache, loguru and rich.
-_HASH = xxhash.xxh3_128
+HASH = xxhash.xxh3_128
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -77,7 +77,7 @@ def digest_bytes(data: bytes | memoryview) -> str:
 def digest_file(path: str) -> str:
     """The hex digest of a file's content, read in large chunks."""
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, _HASH).hexdigest()
+        return hashlib.file_digest(f, HASH).hexdigest()
 
 
 Digester = Callable[[Any], "bytes | str"]
@@ -114,7 +114,7 @@ def value_digest(value: Any, persistent_id: Callable[[Any], Any] | None = None) 
     `persistent_id` (code fingerprints) may take objects met while pickling by
     reference instead, as `pickle.Pickler.persistent_id` does.
     """
-    h = _HASH()
+    h = HASH()
     _feed(h, value, set(), persistent_id)
     return h.hexdigest()
 
@@ -228,7 +228,7 @@ def _numpy_digest(a: Any) -> bytes:
     # A C-contiguous array is hashed in place: tobytes() would copy a 400 MB array
     # (issue 14: storing a value must hold one copy). Same bytes, same digest.
     data = a.data if a.flags.c_contiguous else a.tobytes(order="C")
-    return head + _HASH(data).digest()
+    return head + HASH(data).digest()
 
 
 _ROWS_AT_ONCE = 1 << 20
@@ -237,7 +237,7 @@ _ROWS_AT_ONCE = 1 << 20
 def _pandas_digest(obj: Any) -> bytes:
     import pandas as pd  # already imported: `_digester` checked
 
-    h = _HASH()
+    h = HASH()
 
     def hash_rows(values: Any) -> None:
         # Row hashes are elementwise, so hashing in slices feeds the same bytes as
@@ -245,6 +245,11 @@ def _pandas_digest(obj: Any) -> bytes:
         # storing a 400 MB DataFrame must not hold much beside it).
         for start in range(0, len(values), _ROWS_AT_ONCE):
             part = values[start:start + _ROWS_AT_ONCE]
+            if _mixed_objects(pd, part):
+                # pandas hashes an object that is not a string by its str(): 1 and "1",
+                # (1, 2) and "(1, 2)" would collide, and unequal frames share a digest.
+                h.update(value_digest(part.tolist()).encode())
+                continue
             h.update(pd.util.hash_pandas_object(part, index=False, categorize=False)
                      .to_numpy().tobytes())
 
@@ -270,12 +275,21 @@ def _pandas_digest(obj: Any) -> bytes:
     return h.digest()
 
 
+def _mixed_objects(pd: Any, values: Any) -> bool:
+    """Whether pandas' row hash would take some of these values by their str():
+    object (or categorical) data that is not all strings."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _mixed_objects(pd, dtype.categories)
+    return dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) != "string"
+
+
 def _polars_digest(obj: Any) -> bytes:
     pl = sys.modules["polars"]
     frame = obj.to_frame() if isinstance(obj, pl.Series) else obj
     head = repr((type(obj).__name__, list(frame.schema.items()), frame.shape)).encode()
     rows = frame.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes()
-    return head + _HASH(rows).digest()
+    return head + HASH(rows).digest()
 
 
 def short_repr(value: Any, limit: int = 200) -> str:
@@ -286,7 +300,7 @@ def short_repr(value: Any, limit: int = 200) -> str:
 
 def combine(*parts: Any) -> str:
     """The digest of tagged parts: tuples of strings, numbers and nested tuples."""
-    return _HASH(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return HASH(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def expand_inputs(specs: Iterable[str | os.PathLike[str]], *, task: str) -> list[str]:

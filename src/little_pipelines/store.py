@@ -41,11 +41,6 @@ from .log import lib_logger
 from .sqlitefaults import Corrupt, is_corruption, lock_wait, store_error, wait_for_writer
 from .valuefiles import DamagedValue, Pickled, ValueFile
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 # String keys, not tuples: diskcache stores a str key as it is, while a tuple is
 # pickled and run through pickletools.optimize on every call (~40 us a key here).
 _RECORD = "lp:record:"
@@ -271,11 +266,8 @@ class Store:
 
     def load_blob(self, name: str, digest: str | None = None) -> Any:
         """The pickled bytes of a task's stored value (checked), or MISSING."""
-        def from_file(path: str, digest: str | None) -> bytes:
-            with open(path, "rb") as f:
-                blob = f.read()
-            return valuefiles.check_bytes(blob, digest)
-        return self._read(name, digest, valuefiles.check_bytes, from_file)
+        return self._read(name, digest, valuefiles.check_bytes,
+                          lambda path, digest: ValueFile(path, digest).read_bytes())
 
     def value_file(self, name: str, digest: str | None = None) -> Any:
         """A `ValueFile` for a large value (whoever loads it checks it), the small
@@ -326,15 +318,17 @@ class Store:
                 ) from e
         if digest is None:
             return MISSING  # nothing was promised (no record, or an expired value)
-        with self.errors("read"):
+        # Checked and forgotten in one transaction: another run committing a new pair
+        # in between must not lose it.
+        with self.errors("write"), self.cache.transact():
             record = self._record(name)
-        if (record.get("digest") if record else None) != digest:
-            return MISSING  # replaced or forgotten by another run meanwhile: not damage
+            if (record.get("digest") if record else None) != digest:
+                return MISSING  # replaced or forgotten by another run meanwhile: not damage
+            self.forget([name])
         lib_logger.warning(
             "The stored result of task {!r} is damaged (its value file was {}); it was "
             "discarded and the task will run again.", name, how,
         )
-        self.forget([name])
         return MISSING
 
     def _value_row(self, name: str) -> tuple[bytes, None] | tuple[None, str] | None:

@@ -11,7 +11,7 @@ it hands over, so the check costs no second copy. Protocol 5 lets numpy arrays
 and DataFrames hand their buffers to the writer, and the unpickler read them
 straight into their final memory (`readinto`), so in-band is already one copy.
 
-The digest is that of the pickled bytes (xxh3-128, as `fingerprint.digest_bytes`),
+The digest is that of the pickled bytes (`fingerprint.HASH`, as `digest_bytes`),
 so the same value gives the same digest whichever way it was written.
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import xxhash
+from .fingerprint import HASH, digest_bytes
 
 #: Pickles up to this size stay in memory and go to SQLite (diskcache keeps bytes
 #: under 32 KB in the database and writes the rest to a file of its own); larger
@@ -75,7 +75,7 @@ class _DigestingWriter:
     def __init__(self, open_file: Callable[[], tuple[str, IO[bytes]]], limit: int) -> None:
         self._open_file = open_file
         self._limit = limit
-        self._hash = xxhash.xxh3_128()
+        self._hash = HASH()
         self._buf: io.BytesIO | None = io.BytesIO()
         self.file: IO[bytes] | None = None
         self.path: str | None = None
@@ -145,7 +145,7 @@ class _DigestingReader:
 
     def __init__(self, f: IO[bytes]) -> None:
         self._f = f
-        self._hash = xxhash.xxh3_128()
+        self._hash = HASH()
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
@@ -213,7 +213,7 @@ class ValueFile:
 
 def check_bytes(blob: bytes, digest: str | None) -> bytes:
     """The integrity check of pickled bytes held in memory (`load_file` streams its own)."""
-    if digest is not None and xxhash.xxh3_128_hexdigest(blob) != digest:
+    if digest is not None and digest_bytes(blob) != digest:
         raise DamagedValue("the stored bytes do not match their recorded digest")
     return blob
 
