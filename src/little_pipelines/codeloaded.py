@@ -27,6 +27,7 @@ an edit made after the module was imported but before this library was.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import marshal
 import time
@@ -154,7 +155,6 @@ def _loaded_codes(namespace: dict[str, Any], path: str) -> dict[str, list[str]]:
     """A module's functions and methods defined in `path`, as loaded: qualified name
     -> digests (tasks and decorators with `__wrapped__` are looked through)."""
     out: dict[str, list[str]] = {}
-    module_name = namespace.get("__name__")
     stack: list[Any] = list(namespace.values())
     seen: set[int] = set()
     while stack:
@@ -168,6 +168,9 @@ def _loaded_codes(namespace: dict[str, Any], path: str) -> dict[str, list[str]]:
         if isinstance(obj, (staticmethod, classmethod)):
             stack.append(obj.__func__)
             continue
+        if isinstance(obj, (functools.cached_property, functools.partialmethod)):
+            stack.append(obj.func)
+            continue
         if isinstance(obj, property):
             stack.extend(f for f in (obj.fget, obj.fset, obj.fdel) if f is not None)
             continue
@@ -176,6 +179,6 @@ def _loaded_codes(namespace: dict[str, Any], path: str) -> dict[str, list[str]]:
         if inspect.isfunction(obj) and obj.__code__.co_filename == path:
             code = obj.__code__
             out.setdefault(code.co_qualname, []).append(_digest(code))
-        elif inspect.isclass(obj) and obj.__module__ == module_name:
+        elif inspect.isclass(obj):  # any class: `__module__` may be set to another name
             stack.extend(vars(obj).values())
     return out
