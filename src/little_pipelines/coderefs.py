@@ -82,8 +82,8 @@ def dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
 def _dynamic_call(call: ast.Call) -> str | None:
     """The name of a call that reads what it does not name, or None."""
     func = call.func
-    if isinstance(func, ast.Attribute) and func.attr == "import_module":
-        name = "importlib.import_module"
+    if isinstance(func, ast.Attribute) and func.attr in ("import_module", "__import__"):
+        name = "importlib.import_module" if func.attr == "import_module" else "__import__"
     elif isinstance(func, ast.Name) and func.id in _DYNAMIC_CALLS:
         name = func.id
     else:
