@@ -3,7 +3,10 @@ tasks that use the edited thing (issue 10), checked by editing real module files
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
+from loguru import logger
 
 import little_pipelines as lp
 import test_precision
@@ -272,3 +275,121 @@ def test_a_task_calling_another_tasks_function_follows_its_code(project: Project
     assert set(rerun(project)) == {"base", "caller"}
     project.write("tasks", source.replace("return 1\n", "return 2\n"))
     assert set(rerun(project)) == {"base", "caller"}
+
+
+REACH = """
+    import importlib
+
+    import little_pipelines as lp
+    import helpers
+    from helpers import SCALE
+
+    p = lp.Pipeline("reach", code="function")
+    NAME = "help" + "ers"
+
+
+    def use(mod):
+        return mod.scale(2)
+
+
+    def helper(x, k=SCALE):
+        return x * k
+
+
+    @p.task
+    def module_arg():
+        return use(helpers)
+
+
+    @p.task
+    def default(x=SCALE):
+        return x
+
+
+    @p.task
+    def helper_default():
+        return helper(1)
+
+
+    @p.task
+    def imported():
+        return importlib.import_module("hel" + "pers").scale(2)
+
+
+    @p.task
+    def dunder():
+        return __import__(NAME).scale(2)
+
+
+    @p.task
+    def plain():
+        return 1
+"""
+
+
+def test_modules_as_values_defaults_and_computed_imports_are_followed(
+        project: Project) -> None:
+    project.write("helpers", "def scale(x):\n    return x * 1\n\n\nSCALE = 1\n")
+    project.write("tasks", REACH)
+    assert len(rerun(project)) == 6
+    project.write("helpers", "def scale(x):\n    return x * 2\n\n\nSCALE = 1\n")
+    ran = rerun(project)
+    assert set(ran) == {"module_arg", "imported", "dunder"}
+    assert "module helpers used as a value" in ran["module_arg"].why
+    for name in ("imported", "dunder"):  # every user module loaded counts for them
+        assert "module helpers" in [r.subject for r in ran[name].reasons], ran[name].reasons
+    project.write("helpers", "def scale(x):\n    return x * 2\n\n\nSCALE = 2\n")
+    ran = rerun(project)
+    assert set(ran) == {"module_arg", "imported", "dunder", "default", "helper_default"}
+    assert "tasks.default.__defaults__" in [r.subject for r in ran["default"].reasons]
+    assert "tasks.helper.__defaults__" in [r.subject for r in ran["helper_default"].reasons]
+
+
+STALE = """
+    import little_pipelines as lp
+
+    p = lp.Pipeline("stale")
+
+
+    def helper():
+        return 1
+
+
+    @p.task
+    def a():
+        return helper()
+"""
+
+
+@pytest.mark.parametrize("edit", ["def helper():\n    return 2", "return helper() + 1"],
+                         ids=["helper", "task"])
+def test_an_edited_file_not_reloaded_is_not_recorded_as_the_new_code(
+        project: Project, edit: str) -> None:
+    """code="module" in a long-lived process: the file is edited but its module not
+    reloaded. The task runs the OLD code; its result must not be kept under the new
+    file's digest, or a fresh process would reuse a result the new code never made.
+    Editing only a helper the (unchanged) task calls is caught too."""
+    project.write("tasks", STALE)
+    module = project.load("tasks")
+    assert module.p.execute().executed == ["a"]
+    old = "return helper()" if edit.startswith("return") else "def helper():\n    return 1"
+    project.write("tasks", textwrap.dedent(STALE).replace(old, edit))  # no reload
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        report = module.p.execute()
+        assert module.p.execute().cached == ["a"]  # one warning per file per process
+    finally:
+        logger.remove(sink)
+    assert report.executed == ["a"]  # with the code loaded, which is not the file's
+    assert any(r.subject.startswith("<loaded code of ") for r in report["a"].reasons)
+    assert module.p.get_result("a") == 1
+    assert len(warnings) == 1 and "tasks.py changed on disk" in warnings[0], warnings
+    assert "importlib.reload" in warnings[0]
+    module.p.close()
+    fresh = project.load("tasks")  # a new process imports the edited file
+    report = fresh.p.execute()
+    assert report.executed == ["a"]
+    assert fresh.p.get_result("a") == 2
+    assert fresh.p.execute().cached == ["a"]
+    fresh.p.close()

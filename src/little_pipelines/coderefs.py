@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .codesource import attr_chain, closure_vars, is_stdlib
+from .codesource import attr_chain, closure_vars, is_stdlib, is_user_module
 
-_DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "__import__", "vars"})
+_DYNAMIC_CALLS = frozenset({"getattr", "exec", "eval", "globals", "__import__", "vars",
+                            "import_module"})
+_IMPORTS = frozenset({"__import__", "import_module", "importlib.import_module"})
 #: Runtime objects that never change a result (matched by type name: never imported).
 _IGNORED_TYPES = frozenset({"loguru._logger.Logger", "logging.Logger", "logging.RootLogger",
                             "logging.LoggerAdapter"})
@@ -45,18 +47,59 @@ class WholeModule:
 def dynamic_refs(node: ast.AST, name: str, globals_: Mapping[str, Any],
                   module: types.ModuleType | None) -> list[Any]:
     """The whole modules a definition may reach without naming what it reads."""
+    found: dict[int, WholeModule] = {}
+    modules: list[Any]
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
-            call = sub.func.id
-            if call not in _DYNAMIC_CALLS:
-                continue
-            if call == "getattr" and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant):
-                continue  # getattr(obj, "literal") is static
-            why = f"dynamic {call}() at line {getattr(sub, 'lineno', '?')} in {name}"
-            looked_into = {id(v): v for n in ast.walk(node) if isinstance(n, ast.Name)
-                           if isinstance(v := globals_.get(n.id), types.ModuleType)}
-            return [WholeModule(m, why) for m in [module, *looked_into.values()]]
-    return []
+        if not isinstance(sub, ast.Call):
+            continue
+        call = _dynamic_call(sub)
+        if call is None:
+            continue
+        line = getattr(sub, "lineno", "?")
+        if call in _IMPORTS:
+            literal = _imported_name(sub)
+            if literal is not None:  # the module named, and the packages it sits in
+                why = f"{call}({literal!r}) at line {line} in {name}"
+                parts = literal.split(".")
+                named = [sys.modules.get(".".join(parts[:i])) for i in range(1, len(parts) + 1)]
+                modules = [m for m in named if m is not None and is_user_module(m)]
+            else:
+                # A computed name: any module may be the one imported, so every user
+                # module loaded counts.
+                why = (f"computed import {call}() at line {line} in {name}: it may import "
+                       "any module")
+                modules = [m for m in list(sys.modules.values())
+                           if isinstance(m, types.ModuleType) and is_user_module(m)]
+        else:
+            why = f"dynamic {call}() at line {line} in {name}"
+            modules = [module, *(v for n in ast.walk(node) if isinstance(n, ast.Name)
+                                 if isinstance(v := globals_.get(n.id), types.ModuleType))]
+        for m in modules:
+            found.setdefault(id(m), WholeModule(m, why))
+    return list(found.values())
+
+
+def _dynamic_call(call: ast.Call) -> str | None:
+    """The name of a call that reads what it does not name, or None."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr in ("import_module", "__import__"):
+        name = "importlib.import_module" if func.attr == "import_module" else "__import__"
+    elif isinstance(func, ast.Name) and func.id in _DYNAMIC_CALLS:
+        name = func.id
+    else:
+        return None
+    if name == "getattr" and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant):
+        return None  # getattr(obj, "literal") is static
+    return name
+
+
+def _imported_name(call: ast.Call) -> str | None:
+    """The absolute module name an import call names literally, else None."""
+    arg = call.args[0] if call.args else None
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value \
+            and not arg.value.startswith("."):
+        return arg.value
+    return None
 
 
 def resolve_names(node: ast.AST, globals_: Mapping[str, Any], closure: Mapping[str, Any],
@@ -65,9 +108,20 @@ def resolve_names(node: ast.AST, globals_: Mapping[str, Any], closure: Mapping[s
     """What the code refers to by global or closure name, or by `module.attr` chains
     (only `names`: a parameter named like a task is the task's result, not its code)."""
     refs: list[Any] = []
+    # Names that are only the base of a `module.attr` chain: that chain is followed.
+    bases = {id(sub.value) for sub in ast.walk(node)
+             if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name)}
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and sub.id not in names:
             continue
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and id(sub) not in bases:
+            # A module passed as a value (`use(helpers)`): whatever is read from it is
+            # not in this source, so all of it counts (a package: by its version).
+            value = closure.get(sub.id, globals_.get(sub.id))
+            if isinstance(value, types.ModuleType):
+                refs.append(WholeModule(value, f"module {sub.id} used as a value")
+                            if is_user_module(value) else value)
+                continue
         if isinstance(sub, ast.Attribute):
             chain = attr_chain(sub)
             found = _lookup(chain, globals_, closure) if chain and chain[0] in names else None

@@ -11,7 +11,9 @@ The soundness rule (a fingerprint may cover too much, never too little):
 - functions and classes of the user's code count by their normalised source
   (parsed and unparsed without docstrings: comments, docstrings and formatting
   change nothing), and what they reference is followed: names, `module.attr`
-  chains, closures, a decorator's `__wrapped__`;
+  chains, closures, a decorator's `__wrapped__`, and default arguments (evaluated
+  where the function is defined, so absent from its code's names: they count by
+  value, as below);
 - functions and classes of the standard library or installed packages count by
   the package's version;
 - any other object referenced (a constant of any type, a container, a
@@ -22,8 +24,15 @@ The soundness rule (a fingerprint may cover too much, never too little):
 - when neither is possible (`getattr` with a computed name, `exec`, `eval`,
   `globals()`, a value that cannot be pickled), the whole defining module counts
   — and for a dynamic lookup also every module it may look into — and the piece's
-  note says which reference forced it. Nothing is ever left out silently, except
-  loggers, which never change a result.
+  note says which reference forced it. So does a user module used as a value
+  (`use(helpers)`: what `use` reads of it is not in this source); an import by a
+  computed name (`importlib.import_module(name)`, `__import__(name)`) counts every
+  user module loaded. Nothing is ever left out silently, except loggers, which
+  never change a result.
+
+In module mode, the file is the code only while the process runs what the file
+says: a file modified since this library was imported is compared with its loaded
+module (`codeloaded`), and a stale module counts by its loaded bytecode instead.
 
 Each piece is `key -> Piece(digest, source, note, kind)`: the key names the
 function, class, value or package (`etl.helpers.clean`, `pandas==2.2.3`); the
@@ -41,6 +50,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .codeloaded import loaded_key
 from .coderefs import (
     Value,
     WholeModule,
@@ -209,13 +219,18 @@ class CodeIndex:
         # __qualname__ onto a wrapper, whose code is another function's.
         name = f"{fn.__module__}.{fn.__code__.co_qualname}"
         module = sys.modules.get(fn.__module__ or "")
+        # Default arguments are evaluated where the function is defined, not read by its
+        # code: they count by value (and what they hold is followed).
+        defaults = [Value(f"{name}.{k}", module, v) for k in ("__defaults__", "__kwdefaults__")
+                    if (v := getattr(fn, k, None))]
         src = self._load(fn.__code__.co_filename)
         node = src.function(fn) if src is not None else None
         if node is None:  # no source (built by exec): its bytecode, and every name it uses
             refs = [classify(f"{fn.__module__}.{n}", module, fn.__globals__[n])
                     for n in code_names(fn.__code__) if n in fn.__globals__]
             digest = digest_bytes(marshal.dumps(without_places(fn.__code__)))
-            return (name, Piece(digest, kind="code")), [r for r in refs if r is not None]
+            return (name, Piece(digest, kind="code")), [r for r in refs if r is not None
+                                                        ] + defaults
         source = normalised(node)
         # What the code loads as globals (not its locals), and what its decorators name.
         names = code_names(fn.__code__) | set(fn.__code__.co_freevars) | {
@@ -223,8 +238,8 @@ class CodeIndex:
             if isinstance(n, ast.Name)}
         refs = resolve_names(node, fn.__globals__, closure_vars(fn), fn.__module__, module,
                               names)
-        return (name, Piece(digest_bytes(source.encode()), source)), refs + dynamic_refs(
-            node, name, fn.__globals__, module)
+        return (name, Piece(digest_bytes(source.encode()), source)), refs + defaults + (
+            dynamic_refs(node, name, fn.__globals__, module))
 
     def _class_piece(self, cls: type, module: types.ModuleType
                      ) -> tuple[tuple[str, Piece], list[Any]]:
@@ -333,9 +348,11 @@ def code_stamp(fn: Callable[..., Any], files: FileDigests, old: Mapping[str, Any
     path = getattr(code, "co_filename", None)
     if path and not path.startswith("<"):
         try:
-            return path, files.stamp(path, old.get(path))
+            stamp = files.stamp(path, old.get(path))
         except OSError:
             pass
+        else:  # edited since imported? then the code that runs is the loaded one
+            return loaded_key(fn, path, stamp, files) or (path, stamp)
     name = f"<code of {getattr(fn, '__qualname__', repr(fn))}>"
     blob = marshal.dumps(without_places(code)) if code is not None else repr(fn).encode()
     return name, CodeStamp("code", digest_bytes(blob))
