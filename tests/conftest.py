@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import logging
 import os
+import subprocess
 import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +97,45 @@ def module_file(
     yield make
     for name in loaded:
         sys.modules.pop(name, None)
+
+
+#: every executor a contract test runs on
+EXECUTORS = ["sequential", "threads", "processes", "dask"]
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    """A real local Dask cluster (2 worker processes), shared by a test module."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(params=EXECUTORS)
+def executor(request: pytest.FixtureRequest) -> Any:
+    """The executor argument for execute(): a name, or the shared Dask client."""
+    if request.param == "dask":
+        return request.getfixturevalue("dask_client")
+    return request.param
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted for the test (a real full disk); skips where mounting is
+    not allowed."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
+                           str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,32 +19,6 @@ import pytest
 
 import little_pipelines as lp
 from little_pipelines.executors import ExecutorError
-
-EXECUTORS = ["sequential", "threads", "processes", "dask"]
-
-
-@pytest.fixture(scope="module")
-def dask_client() -> Iterator[Any]:
-    distributed = pytest.importorskip("dask.distributed")
-    import logging
-
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
-@pytest.fixture(params=EXECUTORS)
-def executor(request: pytest.FixtureRequest) -> Any:
-    """The executor argument for execute(): a name, or the shared Dask client."""
-    if request.param == "dask":
-        return request.getfixturevalue("dask_client")
-    return request.param
-
 
 # -- task code (module level, so every kind of worker can run it) -----------------------
 

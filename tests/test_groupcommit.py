@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,21 +50,6 @@ def test_a_result_is_committed_before_any_task_that_depends_on_it_starts(
     report = p.execute(executor=executor, workers=4 if executor == "threads" else None)
     assert report.ok, report.failed
     assert seen == {f"up{n}": True for n in range(4)}
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs mounted for the test; skips where mounting is not allowed."""
-    where = tmp_path / "tiny"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
-                           str(where)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def test_a_group_that_cannot_be_committed_fails_only_the_value_that_does_not_fit(

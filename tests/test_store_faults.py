@@ -175,21 +175,6 @@ def test_only_proven_corruption_counts_as_damage() -> None:
 
 
 # -- a full disk ---------------------------------------------------------------------------
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs mounted for the test; skips where mounting is not allowed."""
-    where = tmp_path / "tiny"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs",
-                           str(where)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def _fill(disk: Path) -> Path:
     filler = disk / "filler"
     with open(filler, "wb") as f:
