@@ -16,6 +16,7 @@ import sys
 import textwrap
 import types
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,14 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def freeze(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+    """Freeze the clock as the original's users do: `freeze(moment)` replaces
+    `lp.expire._get_now`, the one seam every expiry decision reads."""
+
+    def freeze_at(now: datetime) -> None:
+        monkeypatch.setattr(lp.expire, "_get_now", lambda: now)
+
+    return freeze_at

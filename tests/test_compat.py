@@ -45,16 +45,6 @@ def utc() -> Iterator[None]:
 
 
 @pytest.fixture
-def freeze(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
-    """Freeze the clock the original's way: replace `expire._get_now` (naive)."""
-
-    def freeze_at(now: datetime) -> None:
-        monkeypatch.setattr(expire, "_get_now", lambda: now)
-
-    return freeze_at
-
-
-@pytest.fixture
 def pipeline() -> Iterator[lp.Pipeline]:
     p = lp.Pipeline(PIPELINE_NAME)
     yield p

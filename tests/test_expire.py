@@ -51,14 +51,6 @@ def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-@pytest.fixture
-def freeze(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
-    def freeze_at(now: datetime) -> None:
-        monkeypatch.setattr(expire, "_get_now", lambda: now)
-
-    return freeze_at
-
-
 def local(*args: int) -> datetime:
     """An aware local datetime from wall-clock fields."""
     return datetime(*args).astimezone()  # type: ignore[arg-type]

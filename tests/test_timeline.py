@@ -90,16 +90,21 @@ class _Collect(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
-def test_history_html_is_one_self_contained_file(tmp_path: Path) -> None:
-    p = make_pipeline(tmp_path)
+def pipeline_file(tmp_path: Path) -> Path:
+    """A file the CLI loads that builds the same pipeline as `make_pipeline`."""
     path = tmp_path / "pipe.py"
-    # The CLI loads the pipeline from a file: one that builds the same pipeline.
     path.write_text(
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from pathlib import Path\n"
         "from test_timeline import make_pipeline\n"
         f"pipeline = make_pipeline(Path({str(tmp_path)!r}))\n")
+    return path
+
+
+def test_history_html_is_one_self_contained_file(tmp_path: Path) -> None:
+    p = make_pipeline(tmp_path)
+    path = pipeline_file(tmp_path)
     p.execute(executor="threads", workers=2)
     p.close()
     out = io.StringIO()
@@ -125,13 +130,7 @@ def test_history_html_is_one_self_contained_file(tmp_path: Path) -> None:
 
 def test_history_timeline_draws_the_bars_at_80_and_200_columns(tmp_path: Path) -> None:
     p = make_pipeline(tmp_path)
-    path = tmp_path / "pipe.py"
-    path.write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from pathlib import Path\n"
-        "from test_timeline import make_pipeline\n"
-        f"pipeline = make_pipeline(Path({str(tmp_path)!r}))\n")
+    path = pipeline_file(tmp_path)
     p.execute(executor="threads", workers=2)
     p.close()
     for width in (80, 200):
