@@ -230,12 +230,14 @@ def grown_and_shrunk(mode_file: str) -> set[str]:
     words = {"apple", "pear", "plum", "fig", "kiwi", "lime", "date", "yuzu"}
     if Path(mode_file).read_text() != "grown":
         return words
-    # A grown-then-shrunk table usually iterates in another order; under some hash
-    # seeds one size happens to keep the order, so try sizes until it differs
-    # (deterministic for a seed: forked workers find the same one).
+    # Grown, then emptied one `discard` at a time (which, unlike `-=`, never shrinks the
+    # table back): the words sit in a far larger table, so they iterate in another order.
+    # Try sizes until the order differs (deterministic for a hash seed: forked workers
+    # find the same one); no seed among 0..300 needs a second size.
     for extra in range(1000, 20000, 1000):
         grown = set(words) | {str(i) for i in range(extra)}
-        grown -= {str(i) for i in range(extra)}
+        for i in range(extra):
+            grown.discard(str(i))
         if pickle.dumps(grown) != pickle.dumps(words):
             return grown
     return words
