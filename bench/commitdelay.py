@@ -8,7 +8,7 @@ another process sees it, while the next task is CPU-bound pure Python.
 Task `a` returns `time.time()` as its last act; task `b` (depends on `a`) spins the
 CPU for SPIN seconds in pure Python (holding the GIL, as the issue's case). A watcher
 process polls the tool's store every ~0.5 ms and prints when a's result first shows:
-our SQLite row `lp:record:a`; the diskcache floor's key `a` (one `set`, then the
+our SQLite row of `a` (table `lp_records`); the diskcache floor's key `a` (one `set`, then the
 spin); doit's dbm file (doit saves its state when the run ends). The delay is the
 watcher's time minus a's end. Fresh processes, interleaved, medians.
 """
@@ -113,11 +113,12 @@ def _seen(tool: str, folder: Path) -> bool:
     db = folder / ("dc" if tool == "diskcache floor" else "lp/cache") / "cache.db"
     if not db.exists():
         return False
-    key = "a" if tool == "diskcache floor" else "lp:record:a"
+    query = ("SELECT 1 FROM Cache WHERE key = 'a'" if tool == "diskcache floor"
+             else "SELECT 1 FROM lp_records WHERE name = 'a'")
     try:
         con = sqlite3.connect(db, timeout=0.1)
         try:
-            return con.execute("SELECT 1 FROM Cache WHERE key = ?", (key,)).fetchone() is not None
+            return con.execute(query).fetchone() is not None
         finally:
             con.close()
     except sqlite3.Error:

@@ -13,9 +13,10 @@ the parent can start the same pipeline many ways:
     LP_FORCE     comma-separated tasks to rerun even if cached (force_tasks=)
     LP_KILL      where this process SIGKILLs itself:
                    task:<name>    inside the task, once it has started
-                   value:<name>   after the value file is written, before the commit
-                   record:<name>  after the value is set, before the record is and
+                   value:<name>   after the value file is written and its row set,
                                   before the commit
+                   record:<name>  after the value is set, before the task's row (its
+                                  record) is written and before the commit
                    stored:<name>  right after the task's result is stored
     LP_MARK_STORE  if set to a task name, `<task>.storing` is written when its value
                  starts being written (so the parent can kill during the write)
@@ -38,7 +39,7 @@ from typing import Any
 import diskcache
 
 import little_pipelines as lp
-from little_pipelines import cachedisk
+from little_pipelines import cachedisk, recordtable
 from little_pipelines import store as lp_store
 
 WORK = Path(os.environ.get("LP_WORK", "."))
@@ -117,16 +118,23 @@ def _hooks() -> None:
     original_store = cachedisk.HoldingDisk.store
 
     def store(self: Any, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
-        if marked and key == lp_store._VALUE + marked:
+        if marked and key == lp_store._FILE + marked:
             (WORK / f"{marked}.storing").write_text(str(os.getpid()))
-        if kind == "record" and key == lp_store._RECORD + name:
-            _die()
         out = original_store(self, value, read, key=key)
-        if kind == "value" and key == lp_store._VALUE + name:
+        if kind == "value" and key == lp_store._FILE + name:
             _die()
         return out
 
     cachedisk.HoldingDisk.store = store  # type: ignore[method-assign]
+    original_write = recordtable.write
+
+    def write(sql: Any, rows: Any) -> None:
+        rows = list(rows)
+        if kind == "record" and any(row[0] == name for row in rows):
+            _die()
+        original_write(sql, rows)
+
+    recordtable.write = write
     original_pickle = lp_store.Store.pickle
 
     def pickle_value(self: Any, task: str, value: Any) -> Any:

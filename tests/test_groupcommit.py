@@ -4,7 +4,6 @@ transaction, and grouping never weakens what a single commit promised."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,16 +11,16 @@ from pathlib import Path
 import pytest
 
 import little_pipelines as lp
+from little_pipelines.store import Store
 
 
 def _committed(folder: Path, name: str) -> bool:
     """Whether another connection (another process would see the same) sees the record."""
-    con = sqlite3.connect(folder / "cache" / "cache.db", timeout=30)
+    store = Store(folder)
     try:
-        rows = con.execute("SELECT 1 FROM Cache WHERE key = ?", (f"lp:record:{name}",)).fetchall()
+        return store.record(name) is not None
     finally:
-        con.close()
-    return bool(rows)
+        store.close()
 
 
 @pytest.mark.parametrize("executor", ["sequential", "threads"])

@@ -198,7 +198,7 @@ def test_a_damaged_record_inside_a_sound_database_counts_as_no_result(
     # Garbage in the record's pickle: the pages are sound, so the quick check passes.
     con = sqlite3.connect(p.folder / "cache" / "cache.db")
     with con:
-        con.execute("UPDATE Cache SET value = ? WHERE key = ?", (b"\x80\x05garbage", "lp:record:t"))
+        con.execute("UPDATE lp_records SET record = ? WHERE name = ?", (b"\x80\x05garbage", "t"))
     con.close()
     report = p.execute()
     assert report.executed == ["t"] and report.cached == ["u"]
@@ -373,9 +373,30 @@ def _disk_full_for(monkeypatch: pytest.MonkeyPatch, key_part: str, *, midway: bo
     monkeypatch.setattr(diskcache.core.Disk, "_write", write)
 
 
+def _row_refused_for(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make SQLite refuse, as a full disk does (SQLITE_FULL), any statement writing the
+    store's row of task `name` (its record, with a small value beside it)."""
+    plain = diskcache.Cache._sql
+
+    def sql(cache: Any) -> Callable[..., Any]:
+        execute = plain.fget(cache)
+
+        def run(statement: str, params: Any = ()) -> Any:
+            if (statement.startswith(("INSERT", "UPDATE")) and "lp_records" in statement
+                    and name in params):
+                e = sqlite3.OperationalError("database or disk is full")
+                e.sqlite_errorcode = 13  # type: ignore[attr-defined]
+                raise e
+            return execute(statement, params)
+
+        return run
+
+    monkeypatch.setattr(diskcache.Cache, "_sql", property(sql))
+
+
 @pytest.mark.parametrize(
     ("key_part", "midway"),
-    [("lp:value:big", False), ("lp:value:big", True), ("lp:record:big", False)],
+    [("lp:file:big", False), ("lp:file:big", True), ("record:big", False)],
     ids=["value-refused", "value-half-written", "record-refused"],
 )
 def test_a_full_disk_fails_that_task_clearly_and_loses_nothing(
@@ -396,12 +417,16 @@ def test_a_full_disk_fails_that_task_clearly_and_loses_nothing(
     p.execute()
     before = sorted((p.folder / "cache").rglob("*.val"))
     size["n"] = 200_000
-    _disk_full_for(monkeypatch, key_part, midway=midway)
+    if key_part == "record:big":  # the row of record (and small value) is refused
+        _row_refused_for(monkeypatch, "big")
+    else:
+        _disk_full_for(monkeypatch, key_part, midway=midway)
 
     report = p.execute(force=True)
 
     assert report["big"].status == "failed"
-    assert "No space left on device" in report["big"].error
+    full = "the disk is full" if key_part == "record:big" else "No space left on device"
+    assert full in report["big"].error
     assert "previous result is kept" in report["big"].error
     assert report["small"].status == "executed"  # nothing else is lost
     monkeypatch.undo()
@@ -415,7 +440,7 @@ def test_the_first_write_failing_leaves_no_record(
 ) -> None:
     p = pipelines("FullFirst")
     p.task(name="big")(lambda: b"x" * 100_000)
-    _disk_full_for(monkeypatch, "lp:value:big", midway=True)
+    _disk_full_for(monkeypatch, "lp:file:big", midway=True)
     assert p.execute().failed == ["big"]
     monkeypatch.undo()
     assert p.record("big") is None

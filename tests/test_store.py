@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import diskcache
 import pytest
 
+import little_pipelines as lp
 from little_pipelines import history
 from little_pipelines.fingerprint import digest_bytes
 from little_pipelines.store import MISSING, Store
@@ -79,3 +82,127 @@ def test_records_reads_many_names_in_chunks_and_skips_missing_ones(tmp_path) -> 
     assert list(got) == names[::2]
     assert all(got[n]["digest"] == n for n in got)
     store.close()
+
+
+# -- the previous version's layout: a record and a value per task as diskcache keys ---------
+
+
+def _as_previous_version_kept_it(folder: Path) -> None:
+    """Rewrite a store the way the previous version kept it, with diskcache itself: each
+    task's record under `lp:record:<name>` and its value under `lp:value:<name>` (bytes
+    as `Cache.set` stores them, a large value's file row kept), and no table of records."""
+    cache = diskcache.Cache(str(folder / "cache"))
+    con = cache._con
+    for name, record, value in con.execute("SELECT name, record, value FROM lp_records"):
+        cache.set(f"lp:record:{name}", pickle.loads(record))
+        if value is not None:
+            cache.set(f"lp:value:{name}", bytes(value))
+        else:  # a large value: its file stays, under the old key
+            con.execute("UPDATE Cache SET key = ? WHERE key = ? AND raw = 1",
+                        (f"lp:value:{name}", f"lp:file:{name}"))
+    con.execute("DROP TABLE lp_records")
+    cache.close()
+
+
+def _old_keys(folder: Path) -> list[str]:
+    with diskcache.Cache(str(folder / "cache")) as cache:
+        return sorted(k for k in cache.iterkeys() if k.startswith(("lp:record:", "lp:value:")))
+
+
+def _build(p: lp.Pipeline) -> None:
+    @p.task(input_files=["knob.txt"])
+    def a() -> str:
+        return Path("knob.txt").read_text()
+
+    @p.task
+    def big() -> bytes:
+        return b"b" * 100_000  # over diskcache's 32 KB: kept in a file
+
+    @p.task
+    def c(a: str, big: bytes) -> int:
+        return len(a) + len(big)
+
+
+def test_a_store_of_the_previous_version_is_reused_then_rewritten_task_by_task(
+        pipelines, tmp_path) -> None:
+    Path("knob.txt").write_text("1")
+    first = pipelines("Old")
+    _build(first)
+    first.execute()
+    first.close()
+    _as_previous_version_kept_it(first.folder)
+    assert _old_keys(first.folder) == [f"lp:{kind}:{name}" for kind in ("record", "value")
+                                       for name in ("a", "big", "c")]
+
+    p = pipelines("Old")
+    _build(p)
+    assert p.execute().cached == ["a", "big", "c"]  # nothing reruns after an upgrade
+    assert p.get_result("big") == b"b" * 100_000 and p.get_result("c") == 100_001
+    assert p.stored_names() == ["a", "big", "c"]
+
+    Path("knob.txt").write_text("22")
+    assert sorted(p.execute().executed) == ["a", "c"]
+    # A rewritten task left the old layout in the same transaction: no old key of it
+    # is left to contradict its new row.
+    assert _old_keys(p.folder) == ["lp:record:big", "lp:value:big"]
+    p.close()
+
+    again = pipelines("Old")
+    _build(again)
+    assert again.execute().cached == ["a", "big", "c"]
+    assert again.get_result("c") == 100_002
+    assert again.clear(["big", "c"]) == ["big", "c"]
+    assert _old_keys(again.folder) == []
+    assert list((again.folder / "cache").rglob("*.val")) == []  # its value file went too
+    assert again.execute().executed == ["big", "c"]
+
+
+def test_a_result_of_the_previous_version_is_expired_dropped_and_forgotten_in_place(
+        tmp_path) -> None:
+    Store(tmp_path / "s").close()
+    with diskcache.Cache(str(tmp_path / "s" / "cache")) as cache:
+        for name, value in (("a", [1]), ("b", [2])):
+            blob = pickle.dumps(value)
+            cache.set(f"lp:value:{name}", blob)
+            cache.set(f"lp:record:{name}", {"digest": digest_bytes(blob)})
+    store = Store(tmp_path / "s")
+    store.update_record("a", expired=True)
+    assert store.record("a") == {"digest": digest_bytes(pickle.dumps([1])), "expired": True}
+    assert store.load("a") == [1]
+    store.drop_values(["a"])
+    assert store.record("a") == {"digest": None, "expired": True}
+    assert store.load("a") is MISSING
+    digest = put(store, "b", [3])
+    assert store.records(["a", "b"]) == {"a": {"digest": None, "expired": True},
+                                         "b": {"digest": digest, "type": "list"}}
+    assert store.load("b") == [3]
+    assert list(store.names()) == ["a", "b"]
+    assert _old_keys(tmp_path / "s") == ["lp:record:a"]  # b's row replaced its old keys
+    assert store.forget(["a", "b", "c"]) == ["a", "b"]
+    assert list(store.names()) == [] and _old_keys(tmp_path / "s") == []
+    store.close()
+
+
+def test_a_warm_run_reads_no_value_bytes(pipelines) -> None:
+    """A small value sits in its task's row beside the record: deciding freshness must
+    select the record column only. SQLite's authorizer is told every column a
+    statement reads."""
+    first = pipelines("Lean")
+    first.task(name="a")(lambda: b"v" * 1000)
+    first.execute()
+    first.close()
+    p = pipelines("Lean")
+    p.task(name="a")(lambda: b"v" * 1000)
+    reads: set[tuple[str, str]] = set()
+
+    def authorize(action: int, table: str, column: str, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ:
+            reads.add((table, column))
+        return sqlite3.SQLITE_OK
+
+    p.cache._con.set_authorizer(authorize)  # this thread's connection: the run's reads
+    assert p.execute().cached == ["a"]
+    assert ("lp_records", "record") in reads  # the records were read from the table...
+    assert ("lp_records", "value") not in reads  # ...and not one value byte with them
+    assert p.get_result("a") == b"v" * 1000
+    assert ("lp_records", "value") in reads  # (a value read is seen)

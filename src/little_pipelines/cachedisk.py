@@ -1,5 +1,6 @@
 """diskcache plumbing for the store: a Disk that holds back file removals until commit,
-value files written before their row, and the folder lock held while a store opens.
+value files written before their row, a Cache whose `clear` also empties the store's
+own table, and the folder lock held while a store opens.
 
 Like `store`, a room that touches diskcache (the store's only helper that does).
 """
@@ -18,7 +19,8 @@ from typing import Any
 
 import diskcache
 
-from .valuefiles import Pickled
+from . import recordtable
+from .valuefiles import DamagedValue, Pickled
 
 try:
     import fcntl
@@ -87,6 +89,20 @@ class HoldingDisk(diskcache.Disk):
             super().remove(name)
 
 
+class StoreCache(diskcache.Cache):
+    """diskcache's Cache, whose `clear()` also empties the store's table of records
+    (`recordtable`): `pipeline.cache.clear()` forgets every stored result, as it did
+    when records were diskcache keys."""
+
+    def clear(self, retry: bool = False) -> int:
+        # The records first, in one transaction: a crash before diskcache's own
+        # (batched) clear ends leaves value rows no record points to, never a
+        # record whose value is gone.
+        with self.transact(retry):
+            count = recordtable.clear(self._sql)
+        return count + int(super().clear(retry))
+
+
 class Prewritten:
     """A value file already written into the cache folder, handed to diskcache by name."""
 
@@ -131,3 +147,53 @@ def get_many(sql: Callable[..., Any], fetch: Callable[..., Any], keys: list[str]
         ).fetchall()
         for key, mode, filename, value in rows:
             yield key, functools.partial(fetch, mode, filename, value, False)
+
+
+def present(sql: Callable[..., Any], keys: list[str]) -> list[str]:
+    """Which of `keys` (str keys) have a row: one SELECT per 500, no value read."""
+    found: list[str] = []
+    for i in range(0, len(keys), _SELECT_CHUNK):
+        chunk = keys[i:i + _SELECT_CHUNK]
+        found += [key for (key,) in sql(
+            f"SELECT key FROM Cache WHERE raw = 1 AND key IN ({','.join('?' * len(chunk))})",
+            chunk).fetchall()]
+    return found
+
+
+def keys_with(sql: Callable[..., Any], prefix: str, limit: int = -1) -> list[str]:
+    """The str keys that start with `prefix`, in order (one range scan of the key index)."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = sql("SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key "
+               "LIMIT ?", (prefix, end, limit)).fetchall()
+    return [key for (key,) in rows]
+
+
+def delete_present(sql: Callable[..., Any], cache: diskcache.Cache, keys: list[str]) -> set[str]:
+    """Delete those of `keys` that exist; the keys deleted. One SELECT finds them, so a
+    write that replaces nothing pays no `delete`; inside `HoldingDisk.staged()` their
+    files are removed after the commit. `sql` is the cache's `_sql`."""
+    found = present(sql, keys) if keys else []
+    for key in found:
+        cache.delete(key)
+    return set(found)
+
+
+def value_row(sql: Callable[..., Any], directory: str, key: str
+              ) -> tuple[bytes, None] | tuple[None, str] | None:
+    """(bytes, None) for a value kept in the database, (None, path) for one in a file
+    (`sql`: the cache's `_sql`; `directory`: its folder).
+
+    Read from diskcache's table directly: its `get` turns every OSError of a value
+    file into "not found", which made a descriptor shortage look like a deleted
+    file (and the good value was dropped as damaged).
+    """
+    row = sql("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
+              (key,)).fetchone()
+    if row is None:
+        return None
+    mode, filename, db_value = row
+    if mode == diskcache.core.MODE_RAW:
+        return bytes(db_value), None
+    if mode == diskcache.core.MODE_BINARY and filename:
+        return None, os.path.join(directory, filename)
+    raise DamagedValue(f"unexpected storage mode {mode!r} for the value under {key!r}")

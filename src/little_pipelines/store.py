@@ -1,23 +1,28 @@
-"""The store: the only module that touches diskcache.
+"""The store: the only module that touches diskcache (with its plumbing, `cachedisk`).
 
 A task's *record* (fingerprint, result digest, stamps, timing, expiry) and its
-*value* (the pickled result) are kept under separate keys, so deciding whether a
-task is fresh reads small records only and never unpickles a value. Value and
-record are written together in one SQLite transaction, so a crash leaves either
-the old pair or the new pair, never a mix; the old pair is only ever replaced,
-never deleted first.
+*value* (the pickled result) are one row of our own table (`recordtable`) in
+diskcache's SQLite database: a small value's bytes beside its record, so storing
+a result is one statement; a large value in its file, held by a diskcache row
+(`lp:file:<name>`) written in the same transaction. Deciding whether a task is
+fresh selects the record column only and never reads a value. A crash leaves
+either the old pair or the new pair, never a mix; the old pair is only ever
+replaced, never deleted first.
+
+A store written by the previous version keeps its records and values under
+diskcache keys (`lp:record:<name>`, `lp:value:<name>`): they are read for a task
+the table does not hold (looked for only if any existed at open), and deleted in
+the transaction that gives the task its row, so they never contradict it.
 
 Values are pickled once, here in the driver, and digested as they are written
-(`valuefiles`): a small pickle goes to SQLite as bytes, a large one is written
-straight into its value file in diskcache's folder, which diskcache is then
-handed by name, so a 400 MB array is never also a 400 MB bytes object. Loading
-streams the file into the unpickler and checks the digest on the way.
+(`valuefiles`), a large one straight into its value file (which diskcache is then
+handed by name); loading streams the file into the unpickler, checking the digest.
 
 Damage is caught where it shows: a database that fails SQLite's quick check is
 moved aside on open; a value whose bytes no longer match its record's digest (a
 truncated or deleted value file) is never handed on, while a value that merely
-could not be read (too many open files, permissions) is kept; SQLite errors in the middle
-of a run become `StoreError`, an OSError, so a task fails instead of the run.
+could not be read (too many open files, permissions) is kept; SQLite errors in the
+middle of a run become `StoreError`, an OSError, so a task fails instead of the run.
 """
 
 from __future__ import annotations
@@ -33,45 +38,24 @@ from typing import IO, Any
 
 import diskcache
 
-from . import valuefiles
-from .cachedisk import HoldingDisk, Prewritten, exclusive, get_many
+from . import cachedisk, recordtable, valuefiles
+from .cachedisk import HoldingDisk, Prewritten, StoreCache, exclusive
 from .errors import StoreError, UnsafeStoreError
 from .folders import secure_dir
 from .log import lib_logger
 from .sqlitefaults import Corrupt, is_corruption, lock_wait, store_error, wait_for_writer
+from .valuefiles import MISSING as MISSING  # "no stored value", imported from here by callers
 from .valuefiles import DamagedValue, Pickled, ValueFile
 
 # String keys, not tuples: diskcache stores a str key as it is, while a tuple is
 # pickled and run through pickletools.optimize on every call (~40 us a key here).
-_RECORD = "lp:record:"
-_VALUE = "lp:value:"
+_FILE = "lp:file:"  # the diskcache row holding a large value's file
 _TEXT = "lp:text:"
+# The previous version's layout: a record and a value per task as diskcache keys.
+_OLD = _OLD_RECORD, _OLD_VALUE = "lp:record:", "lp:value:"
 
 #: A record is a plain dict, so stores stay readable across library versions.
 Record = dict[str, Any]
-
-
-class _Missing:
-    """The sentinel for "no stored value": a cached `None` is a real result."""
-
-    _instance: _Missing | None = None
-
-    def __new__(cls) -> _Missing:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __reduce__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
 
 
 class Store:
@@ -84,6 +68,9 @@ class Store:
         # thread: each thread compares against what its own connection saw (two runs
         # of one Pipeline on two threads compared each other's counters).
         self._seen_version: dict[int, int] = {}
+        # Whether the previous version's keys were here at open: if not, a task the
+        # table lacks has no result, and nothing of the old layout is looked up.
+        self._legacy = False
         self.wait = lock_wait()
         # diskcache writes its settings on open, retrying a busy database for a
         # fixed 60 s without a word: wait here instead, naming the holder (and
@@ -123,7 +110,7 @@ class Store:
         # diskcache's clock; measured ~10 us a task on a cold run).
         # timeout: SQLite's own wait for its write lock, the backstop behind
         # _wait_for_writer (which only sees a lock taken before it looked).
-        cache = diskcache.Cache(
+        cache = StoreCache(
             str(folder), eviction_policy="none", size_limit=2**62, cull_limit=0, disk=HoldingDisk,
             timeout=self.wait,
         )
@@ -135,6 +122,8 @@ class Store:
             (verdict,) = cache._sql("PRAGMA quick_check(1)").fetchone()
             if verdict != "ok":
                 raise Corrupt(" ".join(str(verdict).split()))
+            recordtable.create(cache._sql)
+            self._legacy = any(cachedisk.keys_with(cache._sql, old, limit=1) for old in _OLD)
         except sqlite3.DatabaseError:
             cache.close()
             raise
@@ -153,38 +142,27 @@ class Store:
             return self._record(name)
 
     def _record(self, name: str) -> Record | None:
-        try:
-            rec: Record | None = self.cache.get(_RECORD + name)
-        except (sqlite3.Error, diskcache.Timeout):
-            raise
-        except Exception as e:  # a damaged pickle: as if there were no record (the task reruns)
-            lib_logger.warning(
-                "The stored record of task {!r} could not be read ({}: {}); it will run again.",
-                name, type(e).__name__, e,
-            )
+        blob = recordtable.record(self.cache._sql, name)
+        if blob is not None:
+            return _decoded(name, blob)
+        if not self._legacy:
             return None
-        return rec
+        return _decoded(name, lambda: self.cache.get(_OLD_RECORD + name))
 
     def records(self, names: Iterable[str]) -> dict[str, Record]:
         """Records of many tasks, read in one transaction (one lock, one snapshot) with
-        one SELECT per 500 names (`cachedisk.get_many`), not a `cache.get` each."""
+        one SELECT of the record column per 500 names, not a read each."""
         wanted = list(names)
-        found: dict[str, Record] = {}
+        found: dict[str, Record | None] = {}
         with self.errors("read", wait=True), self.cache.transact():
-            keys = [_RECORD + name for name in wanted]
-            for key, fetched in get_many(self.cache._sql, self.cache._disk.fetch, keys):
-                name = key[len(_RECORD):]
-                try:
-                    rec: Record = fetched()
-                except OSError:  # its file was removed meanwhile: as cache.get, no record
-                    continue
-                except Exception as e:  # a damaged pickle: no record (the task reruns)
-                    lib_logger.warning("The stored record of task {!r} could not be read "
-                                       "({}: {}); it will run again.", name, type(e).__name__, e)
-                    continue
-                found[name] = rec
+            for name, blob in recordtable.records(self.cache._sql, wanted):
+                found[name] = _decoded(name, blob)
+            if self._legacy:
+                keys = [_OLD_RECORD + name for name in wanted if name not in found]
+                for key, fetch in cachedisk.get_many(self.cache._sql, self.cache._disk.fetch, keys):
+                    found[key[len(_OLD_RECORD):]] = _decoded(key[len(_OLD_RECORD):], fetch)
             self._seen_version[threading.get_ident()] = self._data_version()
-        return {name: found[name] for name in wanted if name in found}
+        return {name: rec for name in wanted if (rec := found.get(name)) is not None}
 
     def untouched_by_others(self) -> bool:
         """True if no other connection has committed since `records()` was last called.
@@ -205,10 +183,11 @@ class Store:
         return int(version)
 
     def names(self) -> Iterator[str]:
-        """Names of all tasks that have a record."""
-        for key in self.cache.iterkeys():
-            if isinstance(key, str) and key.startswith(_RECORD):
-                yield key[len(_RECORD):]
+        """Names of all tasks that have a record, in order."""
+        with self.errors("read"):
+            found = recordtable.names(self.cache._sql)
+            old = self.keys_with(_OLD_RECORD) if self._legacy else []
+        return iter(sorted({*found, *(key[len(_OLD_RECORD):] for key in old)}))
 
     def update_record(self, name: str, **changes: Any) -> None:
         """Change fields of a stored record (e.g. expire it) without touching its value."""
@@ -216,17 +195,20 @@ class Store:
             rec = self._record(name)
             if rec is not None:
                 rec.update(changes)
-                self.cache.set(_RECORD + name, rec)
+                self._set_record(name, rec)
+
+    def _set_record(self, name: str, rec: Record | None, *, drop_value: bool = False) -> None:
+        """Rewrite a record where it is kept: its row, or else the previous version's key."""
+        blob = None if rec is None else recordtable.encode(rec)
+        if (not recordtable.set_record(self.cache._sql, name, blob, drop_value=drop_value)
+                and self._legacy and rec is not None):
+            self.cache.set(_OLD_RECORD + name, rec)
 
     # -- values ------------------------------------------------------------
     def pickle(self, name: str, value: Any) -> Pickled:
         """Pickle and digest task `name`'s value once, a large one straight into a new
-        value file.
-
-        The file is not referenced by anything until `put` commits; `Pickled.discard`
-        removes it if the value is not stored after all. Raises `UnpicklableValue`
-        or OSError (a full disk).
-        """
+        value file, referenced by nothing until `put` commits (`Pickled.discard` removes
+        it if the value is not stored). Raises `UnpicklableValue` or OSError (disk full)."""
         disk = self.cache._disk
 
         def open_file() -> tuple[str, IO[bytes]]:
@@ -260,14 +242,29 @@ class Store:
         every value's file is kept, so the caller can store them one by one with
         `put` (one bad value then fails only its own task).
         """
+        # Bytes under diskcache's own threshold stay in the database, beside the
+        # record; larger ones go to a file, as diskcache would put them.
+        limit = self.cache.disk.min_file_size
+        rows: list[recordtable.Row] = []
+        filed: list[tuple[str, Any, bool]] = []  # a diskcache row each: name, value, from a file
+        for name, value, record in items:
+            small = value.path is None and value.blob is not None and len(value.blob) < limit
+            rows.append((name, recordtable.encode(record), value.blob if small else None))
+            if not small:
+                stored = value.blob if value.path is None else Prewritten(value, self.cache)
+                filed.append((name, stored, value.path is not None))
         with self.errors("write"), self.cache._disk.staged():
             try:
                 with self.cache.transact():
-                    for name, value, record in items:
-                        stored: Any = (value.blob if value.path is None
-                                       else Prewritten(value, self.cache))
-                        self.cache.set(_VALUE + name, stored, read=value.path is not None)
-                        self.cache.set(_RECORD + name, record)
+                    for name, stored, read in filed:
+                        self.cache.set(_FILE + name, stored, read=read)
+                    # What the rows replace: a large value's file (now small), and
+                    # the previous version's keys (removed after the commit).
+                    now_filed = {name for name, _stored, _read in filed}
+                    self._delete_keys([_FILE + name for name, _r, _v in rows
+                                       if name not in now_filed],
+                                      [name for name, _r, _v in rows])
+                    recordtable.write(self.cache._sql, rows)
             except BaseException:
                 # A COMMIT that failed (disk full) leaves SQLite's transaction open.
                 with contextlib.suppress(sqlite3.Error):
@@ -360,28 +357,21 @@ class Store:
         value file into "not found", which made a descriptor shortage look like a
         deleted file (and the good value was dropped as damaged).
         """
-        row = self.cache._sql(
-            "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (_VALUE + name,)
-        ).fetchone()
-        if row is None:
+        has_row, small = recordtable.value(self.cache._sql, name)
+        if small is not None:
+            return small, None
+        if not (has_row or self._legacy):
             return None
-        mode, filename, db_value = row
-        if mode == diskcache.core.MODE_RAW:
-            return bytes(db_value), None
-        if mode == diskcache.core.MODE_BINARY and filename:
-            return None, os.path.join(self.cache.directory, filename)
-        raise DamagedValue(f"unexpected storage mode {mode!r} for the value of {name!r}")
+        key = (_FILE if has_row else _OLD_VALUE) + name
+        return cachedisk.value_row(self.cache._sql, self.cache.directory, key)
 
     def forget(self, names: Iterable[str]) -> list[str]:
         """Delete the stored results of these tasks; returns those that had one."""
-        gone = []
-        with self.errors("write"), self.cache.transact():
-            for name in names:
-                had = self.cache.delete(_RECORD + name)
-                self.cache.delete(_VALUE + name)
-                if had:
-                    gone.append(name)
-        return gone
+        wanted = list(names)
+        with self.errors("write"), self.cache._disk.staged(), self.cache.transact():
+            gone = [name for name in wanted if recordtable.delete(self.cache._sql, name)]
+            old = self._delete_keys([_FILE + name for name in wanted], wanted)
+        return [name for name in wanted if name in gone or _OLD_RECORD + name in old]
 
     def drop_values(self, names: Iterable[str]) -> None:
         """Delete the values of these tasks but keep their records (expired results).
@@ -390,13 +380,16 @@ class Store:
         value that tasks below can be fed, and a skipped or unselected task is only
         looked up by its digest.
         """
-        with self.errors("write"), self.cache.transact():
-            for name in names:
-                self.cache.delete(_VALUE + name)
+        wanted = list(names)
+        with self.errors("write"), self.cache._disk.staged(), self.cache.transact():
+            for name in wanted:
                 rec = self._record(name)
                 if rec is not None:
                     rec["digest"] = None
-                    self.cache.set(_RECORD + name, rec)
+                self._set_record(name, rec, drop_value=True)
+            if self._legacy:
+                self._delete_keys([_OLD_VALUE + name for name in wanted], [])
+            self._delete_keys([_FILE + name for name in wanted], [])
 
     # -- code texts (for explain) -----------------------------------------------------
     def save_texts(self, texts: dict[str, str]) -> None:
@@ -412,12 +405,14 @@ class Store:
 
     def keys_with(self, prefix: str) -> list[str]:
         """The keys that start with `prefix`, in order (one index range scan)."""
-        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        rows = self.cache._sql(
-            "SELECT key FROM Cache WHERE key >= ? AND key < ? AND raw = 1 ORDER BY key",
-            (prefix, end),
-        ).fetchall()
-        return [key for (key,) in rows]
+        return cachedisk.keys_with(self.cache._sql, prefix)
+
+    def _delete_keys(self, keys: list[str], old_names: list[str]) -> set[str]:
+        """Delete those of `keys` that exist and the previous version's keys of
+        `old_names` (if any were there at open); the keys deleted."""
+        if self._legacy:
+            keys = [*keys, *(prefix + name for name in old_names for prefix in _OLD)]
+        return cachedisk.delete_present(self.cache._sql, self.cache, keys)
 
     def close(self) -> None:
         self.cache.close()
@@ -445,3 +440,9 @@ class Store:
 
     def _wait_for_writer(self) -> None:
         wait_for_writer(self.directory, self.wait)
+
+
+def _decoded(name: str, stored: bytes | Callable[[], Any]) -> Record | None:
+    """A record from its row's bytes, or a read of the previous version's key."""
+    return recordtable.decoded(name, stored, errors=(sqlite3.Error, diskcache.Timeout))
+

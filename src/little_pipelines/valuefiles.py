@@ -37,6 +37,29 @@ PREVIEW_CHARS = 2000
 PREVIEW_ROWS = 5
 
 
+class _Missing:
+    """The sentinel for "no stored value": a cached `None` is a real result."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
 class DamagedValue(ValueError):
     """A value whose bytes no longer match the digest recorded when it was stored."""
 
