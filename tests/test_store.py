@@ -11,7 +11,7 @@ import diskcache
 import pytest
 
 import little_pipelines as lp
-from little_pipelines import history
+from little_pipelines import history, recordtable
 from little_pipelines.fingerprint import digest_bytes
 from little_pipelines.store import MISSING, Store
 
@@ -206,3 +206,19 @@ def test_a_warm_run_reads_no_value_bytes(pipelines) -> None:
     assert ("lp_records", "value") not in reads  # ...and not one value byte with them
     assert p.get_result("a") == b"v" * 1000
     assert ("lp_records", "value") in reads  # (a value read is seen)
+
+
+@pytest.mark.parametrize("statement", ["_UPSERT", "_REPLACE"])
+def test_a_row_is_replaced_whole_by_either_statement(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, statement: str) -> None:
+    """The upsert, or INSERT OR REPLACE where SQLite is older than 3.24."""
+    monkeypatch.setattr(recordtable, "_WRITE", getattr(recordtable, statement))
+    store = Store(tmp_path / "s")
+    put(store, "a", [1])
+    put(store, "a", "x" * 50_000)  # now large: its file's row, no bytes in the row
+    assert store.load("a") == "x" * 50_000
+    digest = put(store, "a", [2])  # small again: the file's row goes
+    assert store.load("a") == [2] and store.record("a") == {"digest": digest, "type": "list"}
+    assert store.keys_with("lp:file:") == [] and list(store.names()) == ["a"]
+    assert list((tmp_path / "s" / "cache").rglob("*.val")) == []  # and its file
+    store.close()

@@ -19,7 +19,6 @@ from typing import Any
 
 import diskcache
 
-from . import recordtable
 from .valuefiles import DamagedValue, Pickled
 
 try:
@@ -89,6 +88,10 @@ class HoldingDisk(diskcache.Disk):
             super().remove(name)
 
 
+#: The store's own table of records (`recordtable`), named here so `StoreCache` can empty it.
+RECORDS_TABLE = "lp_records"
+
+
 class StoreCache(diskcache.Cache):
     """diskcache's Cache, whose `clear()` also empties the store's table of records
     (`recordtable`): `pipeline.cache.clear()` forgets every stored result, as it did
@@ -99,8 +102,8 @@ class StoreCache(diskcache.Cache):
         # (batched) clear ends leaves value rows no record points to, never a
         # record whose value is gone.
         with self.transact(retry):
-            count = recordtable.clear(self._sql)
-        return count + int(super().clear(retry))
+            count = self._sql(f"DELETE FROM {RECORDS_TABLE}").rowcount
+        return int(count) + int(super().clear(retry))
 
 
 class Prewritten:
