@@ -222,3 +222,11 @@ def test_a_row_is_replaced_whole_by_either_statement(
     assert store.keys_with("lp:file:") == [] and list(store.names()) == ["a"]
     assert list((tmp_path / "s" / "cache").rglob("*.val")) == []  # and its file
     store.close()
+
+
+def test_dropping_a_large_value_removes_its_file_and_keeps_the_record(store, tmp_path) -> None:
+    put(store, "a", "x" * 50_000)
+    assert list((tmp_path / "store" / "cache").rglob("*.val")) != []
+    store.drop_values(["a"])
+    assert store.load("a") is MISSING and store.record("a") == {"digest": None, "type": "str"}
+    assert list((tmp_path / "store" / "cache").rglob("*.val")) == []

@@ -387,9 +387,8 @@ class Store:
                 if rec is not None:
                     rec["digest"] = None
                 self._set_record(name, rec, drop_value=True)
-            if self._legacy:
-                self._delete_keys([_OLD_VALUE + name for name in wanted], [])
-            self._delete_keys([_FILE + name for name in wanted], [])
+            old = [_OLD_VALUE + name for name in wanted] if self._legacy else []
+            self._delete_keys([*old, *(_FILE + name for name in wanted)], [])
 
     # -- code texts (for explain) -----------------------------------------------------
     def save_texts(self, texts: dict[str, str]) -> None:
