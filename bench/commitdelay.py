@@ -15,6 +15,7 @@ watcher's time minus a's end. Fresh processes, interleaved, medians.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -113,12 +114,18 @@ def _seen(tool: str, folder: Path) -> bool:
     db = folder / ("dc" if tool == "diskcache floor" else "lp/cache") / "cache.db"
     if not db.exists():
         return False
-    query = ("SELECT 1 FROM Cache WHERE key = 'a'" if tool == "diskcache floor"
-             else "SELECT 1 FROM lp_records WHERE name = 'a'")
+    # Ours: the row of `a`, or (a store of the previous version) its record's key.
+    queries = (["SELECT 1 FROM Cache WHERE key = 'a'"] if tool == "diskcache floor" else
+               ["SELECT 1 FROM lp_records WHERE name = 'a'",
+                "SELECT 1 FROM Cache WHERE key = 'lp:record:a'"])
     try:
         con = sqlite3.connect(db, timeout=0.1)
         try:
-            return con.execute(query).fetchone() is not None
+            for query in queries:
+                with contextlib.suppress(sqlite3.OperationalError):  # no such table (yet)
+                    if con.execute(query).fetchone() is not None:
+                        return True
+            return False
         finally:
             con.close()
     except sqlite3.Error:
