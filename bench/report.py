@@ -376,19 +376,19 @@ def section_micro(data: dict[str, Any]) -> str:
                      + table(["operation", "default Cache()",
                               "Cache(eviction_policy='none')"], rows))
         rows = [
-            ["our `Store.put(name, blob, record)` (a transaction holding the value's and the "
-             "record's `set`)", f_us(dc.get("store_put_us"))],
-            ["our `Store.records(names)` (one `get` per record inside a transaction), per record",
-             f_us(dc.get("store_records_us"))],
+            ["our `Store.put(name, blob, record)` (a transaction writing the task's row: its "
+             "record and small value in one statement)", f_us(dc.get("store_put_us"))],
+            ["our `Store.records(names)` (one `SELECT` of the record column per 500 names, in "
+             "a transaction), per record", f_us(dc.get("store_records_us"))],
             ["our `Store.record(name)` one by one", f_us(dc.get("store_record_one_us"))],
-            ["alternative: one SQLite row per task (record + small value), autocommit "
+            ["bare SQL of that layout: one row per task (record + small value), autocommit "
              "`INSERT OR REPLACE`", f_us(dc.get("raw_row_autocommit_us"))],
-            ["alternative: the same row in an explicit `BEGIN IMMEDIATE` … `COMMIT`",
+            ["bare SQL: the same row in an explicit `BEGIN IMMEDIATE` … `COMMIT`",
              f_us(dc.get("raw_row_begin_commit_us"))],
-            ["alternative: one `SELECT` of all those rows, unpickling each record, per row",
+            ["bare SQL: one `SELECT` of all those rows, unpickling each record, per row",
              f_us(dc.get("raw_select_all_us"))],
         ]
-        parts.append(f"Our store, called directly, and what a leaner layout would cost (µs per "
+        parts.append(f"Our store, called directly, and the bare SQL of its layout (µs per "
                      f"task; a record pickles to {dc['record_pickled_bytes']} bytes; same "
                      f"pragmas as diskcache: WAL, synchronous=NORMAL):\n\n"
                      + table(["operation", "µs/task"], rows))
