@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from .errors import FingerprintError, StoreError, TaskNotSendable
-from .executors import Backend, prepare
+from .executors import Backend, ForkBackend, LocalBackend, SequentialExecutor, prepare
 from .freshness import (
     Probe,
     State,
@@ -60,7 +60,8 @@ class Run:
         self.store = spec.store
         self.records = self.store.records(spec.selected)
         self._pending: dict[str, Job] = {}
-        self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[tuple[str, Future[Any] | Outcome]]  # or run inline
+        self._finished = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._make_backend: Callable[[], Backend] | None = None
         self._abandoned = False
@@ -225,17 +226,20 @@ class Run:
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
-        self.started[task.name] = time.time()
+        name = task.name
+        self.started[name] = time.time()
         if self.spec.progress is not None:
-            self.spec.progress("start", task.name, None)
-        self._pending[task.name] = job
+            self.spec.progress("start", name, None)
+        self._pending[name] = job
         try:
+            if isinstance(backend, LocalBackend) and backend.inline:  # sequential: run it now
+                self._finished.put((name, backend.run(task, self.values.for_function(task), call)))
+                return
             fut = backend.submit(task, lambda: self.values.for_function(task),
                                  lambda: self.values.for_worker(task), call)
         except (TaskNotSendable, StoreError) as e:  # StoreError: an upstream value is unreadable
-            fut = Future()
-            fut.set_result(Outcome(False, attempts=[Attempt(0.0, f"{e}\n")]))
-        name = task.name
+            self._finished.put((name, Outcome(False, attempts=[Attempt(0.0, f"{e}\n")])))
+            return
         fut.add_done_callback(lambda f: self._finished.put((name, f)))
 
     def _collect(self, sorter: graphlib.TopologicalSorter[str], *, block: bool) -> None:
@@ -436,8 +440,6 @@ def _gc_unfreeze() -> None:
 
 def _can_stop(backend: Backend) -> bool:
     """Whether a task's timeout is enforced where it runs (see worker._time_limit)."""
-    from .executors import ForkBackend, SequentialExecutor
-
     if isinstance(backend, ForkBackend):
         return True
     return isinstance(backend.executor, SequentialExecutor) and (
