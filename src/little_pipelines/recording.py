@@ -226,11 +226,11 @@ class Recorder:
             kind = value  # a remote worker sends the type's name (and digest) with the bytes
             pickled = Pickled(digest_bytes(blob), len(blob), blob=blob, preview=preview_text)
         digest = pickled.digest
-        when = expire.now()  # the clock tests freeze (expire._get_now)
+        created = expire.timestamp()  # the clock tests freeze (expire._get_now)
         state = inputs_after_run(job.state, task)
         try:
             expiry = expiry_fields(
-                task, when, run_id=self.run_id,
+                task, created, run_id=self.run_id,
                 drop_none=kind == "builtins.NoneType" and self.spec.expire_none,
             )
         except Exception as e:  # a user's expire_results function (checked once before the run)
@@ -243,7 +243,7 @@ class Recorder:
             **state.record_fields(),
             "digest": digest,  # of the bytes: the store checks the value is intact
             **({"value_digest": content} if content is not None else {}),
-            "created_at": when.timestamp(),
+            "created_at": created,
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
             "type": kind,
