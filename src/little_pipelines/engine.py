@@ -1,6 +1,6 @@
 """The run loop: decide, run, store, report.
 
-One loop drives every executor over graphlib's `get_ready()/done()`: each ready
+One loop drives every executor over `graph.Ready`'s `pop()/done()`: each ready
 task is decided (freshness), and if it must run it is submitted; results are
 stored by this process (the driver owns the cache) the moment they arrive, and
 `done()` releases the tasks that waited on them. A plan walks the same loop
@@ -14,8 +14,6 @@ A run is given a `RunSpec` (plain data, see `spec.py`) and returns a
 from __future__ import annotations
 
 import gc
-import graphlib
-import heapq
 import queue
 import threading
 import time
@@ -33,6 +31,7 @@ from .freshness import (
     reasons_to_run,
     result_digest,
 )
+from .graph import Ready
 from .locks import Held, TaskLocks
 from .recording import Job, Recorder
 from .report import Reason, RunReport, TaskOutcome, fmt_time
@@ -86,18 +85,13 @@ class Run:
         opts = self.spec
         start = time.perf_counter()
         self.report.started_at = time.time()
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        in_run = set(opts.selected)
-        for name in opts.selected:
-            sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
-        sorter.prepare()
         # Checked now, started when the first task must run (see executors.prepare).
         self._make_backend = None if opts.planned else prepare(
             opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
         _gc_freeze()
         try:
-            self._loop(sorter)
+            self._loop(Ready(opts.selected, opts.deps))
         except KeyboardInterrupt:
             self.recorder.flush()  # what finished is stored and reported as executed
             self._interrupted()
@@ -119,15 +113,11 @@ class Run:
             self.report.duration = time.perf_counter() - start
         return RunResult(self.report, self.states, self.records, self.digests)
 
-    def _loop(self, sorter: graphlib.TopologicalSorter[str]) -> None:
-        opts = self.spec
-        index = {name: i for i, name in enumerate(opts.selected)}
-        ready: list[int] = []
-        while sorter.is_active():
-            for name in sorter.get_ready():
-                heapq.heappush(ready, index[name])
+    def _loop(self, ready: Ready) -> None:
+        # Until every task is done, or (as graphlib's is_active) none can progress.
+        while ready.left and (ready or self._pending or self._waiting):
             if ready:
-                name = opts.selected[heapq.heappop(ready)]
+                name = ready.pop()
                 job = self._decide(name)
                 if job is not None:
                     held = self.locks.try_acquire(name)
@@ -136,17 +126,17 @@ class Run:
                         continue
                     job = self._locked(job, held)
                 if job is None:
-                    sorter.done(name)
+                    ready.done(name)
                     continue
                 self._submit(job)
                 if not self._finished.empty() or not ready:
-                    self._collect(sorter, block=not ready and not self._waiting)
-            elif self._pending or self._waiting:
+                    self._collect(ready, block=not ready and not self._waiting)
+            else:
                 if self._pending:
-                    self._collect(sorter, block=True)
+                    self._collect(ready, block=True)
                 else:
                     time.sleep(_POLL)
-                self._retry_waiting(sorter)
+                self._retry_waiting(ready)
 
     def _wait_for(self, job: Job) -> None:
         """Another run holds the task's lock: note it and keep going with everything else.
@@ -172,7 +162,7 @@ class Run:
             "waiting for task {!r}, held by PID {} (another run is running it){}",
             name, self.locks.holder(name), waited)
 
-    def _retry_waiting(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+    def _retry_waiting(self, ready: Ready) -> None:
         for name in list(self._waiting):
             held = self.locks.try_acquire(name)
             if held is None:
@@ -180,7 +170,7 @@ class Run:
                 continue
             job = self._locked(self._waiting.pop(name)[0], held)
             if job is None:
-                sorter.done(name)
+                ready.done(name)
             else:
                 self._submit(job)
 
@@ -242,7 +232,7 @@ class Run:
             return
         fut.add_done_callback(lambda f: self._finished.put((name, f)))
 
-    def _collect(self, sorter: graphlib.TopologicalSorter[str], *, block: bool) -> None:
+    def _collect(self, ready: Ready, *, block: bool) -> None:
         """Store every finished task (waiting for one if `block`) and release its dependants."""
         deadlines = [j.deadline for j in self._pending.values() if j.deadline is not None]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines and block else None
@@ -251,14 +241,14 @@ class Run:
         try:
             item = self._finished.get(block=block, timeout=wait)
         except queue.Empty:
-            self._expire_overdue(sorter)
+            self._expire_overdue(ready)
             return
         remote = bool(self._backend and self._backend.remote)
         while True:
             name, fut = item
             job = self._pending.pop(name, None)
             if job is not None and self.recorder.finish(job, fut, remote=remote):
-                sorter.done(name)  # failed: settled now (None: it had timed out, given up on)
+                ready.done(name)  # failed: settled now (None: it had timed out, given up on)
             try:
                 item = self._finished.get_nowait()
             except queue.Empty:
@@ -266,9 +256,9 @@ class Run:
         # Everything that finished by now is committed in one transaction, before this
         # loop starts or waits for anything else; only then are its dependants released.
         for name in self.recorder.flush():
-            sorter.done(name)
+            ready.done(name)
 
-    def _expire_overdue(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+    def _expire_overdue(self, ready: Ready) -> None:
         now = time.monotonic()
         for name, job in list(self._pending.items()):
             if job.deadline is not None and now >= job.deadline:
@@ -281,7 +271,7 @@ class Run:
                                    f"was abandoned", duration=job.task.timeout or 0.0,
                                    record=job.record, reasons=job.reasons)
                 self.values.settled(name)
-                sorter.done(name)
+                ready.done(name)
 
     def _interrupted(self) -> None:
         """Ctrl-C: what was running is marked interrupted, what had not started is skipped."""
