@@ -67,6 +67,7 @@ class Run:
         self.locks = TaskLocks(spec.lock_dir)
         #: tasks whose lock another run holds: name -> (job, waiting since, last said)
         self._waiting: dict[str, tuple[Job, float, float]] = {}
+        self._seconds: dict[int, str] = {}  # see _created
         #: each decided task's result digest (None: it has no usable result)
         self.digests: dict[str, str | None] = {}
         self.values = RunValues(self.store, spec.deps, spec.selected, self.digests)
@@ -249,10 +250,9 @@ class Run:
             job = self._pending.pop(name, None)
             if job is not None and self.recorder.finish(job, fut, remote=remote):
                 ready.done(name)  # failed: settled now (None: it had timed out, given up on)
-            try:
-                item = self._finished.get_nowait()
-            except queue.Empty:
+            if self._finished.empty():  # only this loop takes from it: not empty stays so
                 break
+            item = self._finished.get_nowait()
         # Everything that finished by now is committed in one transaction, before this
         # loop starts or waits for anything else; only then are its dependants released.
         for name in self.recorder.flush():
@@ -322,7 +322,7 @@ class Run:
             assert record is not None
             self.digests[name] = record["digest"]
             self._remember_stamps(name, record, state)
-            created = fmt_time(record.get("created_at", 0.0))
+            created = self._created(record.get("created_at", 0.0))
             self.recorder.settle(name, "cached", [Reason("unchanged", detail=created)], record)
             return None
         if opts.planned:
@@ -333,6 +333,15 @@ class Run:
             self.recorder.settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
             return None
         return Job(task, state, reasons, record)
+
+    def _created(self, ts: float) -> str:
+        """`fmt_time(ts)`, made once a second: a warm run's results were stored within
+        a few seconds of each other, and strftime cost ~2 µs a reused task."""
+        second = int(ts)
+        text = self._seconds.get(second)
+        if text is None:
+            text = self._seconds[second] = fmt_time(second)
+        return text
 
     def _remember_stamps(self, name: str, record: Record, state: State) -> None:
         """A reused task whose files were touched but not changed: record their new stat.

@@ -60,13 +60,14 @@ _unlockable: set[str] = set()  # lock files on file systems without record locks
 class Held:
     """A held task lock; `release()` it when the task's result is stored."""
 
-    def __init__(self, locks: TaskLocks | None, name: str) -> None:
+    def __init__(self, locks: TaskLocks | None, name: str, offset: int) -> None:
         self._locks = locks
         self._name = name
+        self._offset = offset  # of its byte: hashed once a task, not at each end
 
     def release(self) -> None:
         if self._locks is not None:
-            self._locks._release(self._name)
+            self._locks._release(self._name, self._offset)
             self._locks = None
 
 
@@ -89,7 +90,7 @@ class TaskLocks:
                 return None
             _bytes[(self._key, offset)] = uses + 1
             _names[(self._key, task)] = self
-        return Held(self, task)
+        return Held(self, task, offset)
 
     def wait(self, task: str, poll: float = 0.05) -> Held:
         """Take the task's lock, polling until it is free.
@@ -121,7 +122,7 @@ class TaskLocks:
         with _table_lock:
             for key, owner in list(_names.items()):
                 if owner is self:
-                    self._drop(key[1])
+                    self._drop(key[1], _offset(key[1]))
             if self._open:
                 self._open = False
                 entry = _files[self._key]
@@ -149,15 +150,14 @@ class TaskLocks:
                 "LITTLE_PIPELINES_HOME) to have them protected.", self.path, e)
         return True
 
-    def _release(self, task: str) -> None:
+    def _release(self, task: str, offset: int) -> None:
         with _table_lock:
             if _names.get((self._key, task)) is self:
-                self._drop(task)
+                self._drop(task, offset)
 
-    def _drop(self, task: str) -> None:
+    def _drop(self, task: str, offset: int) -> None:
         """Forget a held name; unlock its byte when no held name uses it. Holds _table_lock."""
         del _names[(self._key, task)]
-        offset = _offset(task)
         uses = _bytes.pop((self._key, offset), 1) - 1
         if uses > 0:
             _bytes[(self._key, offset)] = uses
