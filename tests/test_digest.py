@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import little_pipelines as lp
 from little_pipelines.fingerprint import FileStamp, value_digest
@@ -97,6 +99,50 @@ def test_content_digests_of_arrays_and_frames() -> None:
     assert value_digest(frame) != value_digest(frame.rename(columns={"a": "b"}))
     assert value_digest(frame) != value_digest(frame.set_axis([5, 6]))
     assert value_digest(frame["a"]) != value_digest(frame["a"].rename("c"))
+
+
+_DTYPES = ("float64", "int64", "int32", "bool", "datetime64[ns]", "complex128")
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtypes=st.lists(st.sampled_from(_DTYPES), min_size=1, max_size=4),
+       rows=st.integers(0, 9), seed=st.integers(0, 2**32 - 1), chunk=st.integers(1, 4),
+       data=st.data())
+def test_numeric_frames_digest_by_value_whatever_their_layout(
+        dtypes: list[str], rows: int, seed: int, chunk: int, data: st.DataObject) -> None:
+    """Numeric columns are digested by their bytes, slice by slice: a frame built from
+    columns, from one 2-D block (strided columns) or with a materialised index digests
+    the same; changing one cell, the dtype or the index changes the digest."""
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    import little_pipelines.fingerprint as fp
+
+    rng = np.random.default_rng(seed)
+    columns = {f"c{i}": rng.integers(-50, 50, rows).astype(d) for i, d in enumerate(dtypes)}
+    frame = pd.DataFrame(columns)
+    old_chunk, fp._ROWS_AT_ONCE = fp._ROWS_AT_ONCE, chunk  # exercise the slicing
+    try:
+        digest = value_digest(frame)
+        same = pd.DataFrame({k: v.copy() for k, v in columns.items()},
+                            index=pd.Index(list(range(rows)), dtype="int64"))
+        assert value_digest(same) == digest
+        if len(set(dtypes)) == 1:  # one 2-D block: its columns are strided views
+            block = pd.DataFrame(np.stack(list(columns.values()), axis=1), columns=list(columns))
+            assert value_digest(block) == digest
+        if rows:
+            row = data.draw(st.integers(0, rows - 1))
+            col = data.draw(st.sampled_from(list(columns)))
+            changed = frame.copy()
+            old = changed.at[row, col]
+            changed.at[row, col] = (not old) if changed[col].dtype == bool else (
+                old + np.timedelta64(1, "ns") if changed[col].dtype.kind == "M" else old + 1)
+            assert not changed.equals(frame)
+            assert value_digest(changed) != digest
+            assert value_digest(frame.set_axis(range(1, rows + 1))) != digest
+        if "int64" in dtypes:
+            assert value_digest(frame.astype({f"c{dtypes.index('int64')}": "float64"})) != digest
+    finally:
+        fp._ROWS_AT_ONCE = old_chunk
 
 
 def test_unequal_frames_of_mixed_objects_have_unequal_digests() -> None:
