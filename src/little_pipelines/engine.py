@@ -57,10 +57,9 @@ class Run:
         self.probe = Probe()
         self.states: dict[str, State] = {}  # what each decided task's fingerprint was made of
         self.store = spec.store
-        self.records = self.store.records(spec.selected)
+        self.records: dict[str, Record] = {}  # read when the run begins (execute)
         self._pending: dict[str, Job] = {}
-        self._finished: queue.SimpleQueue[tuple[str, Future[Any] | Outcome]]  # or run inline
-        self._finished = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[tuple[str, Future[Any] | Outcome]] = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._make_backend: Callable[[], Backend] | None = None
         self._abandoned = False
@@ -68,8 +67,7 @@ class Run:
         #: tasks whose lock another run holds: name -> (job, waiting since, last said)
         self._waiting: dict[str, tuple[Job, float, float]] = {}
         self._seconds: dict[int, str] = {}  # see _created
-        #: each decided task's result digest (None: it has no usable result)
-        self.digests: dict[str, str | None] = {}
+        self.digests: dict[str, str | None] = {}  # each decided task's (None: none usable)
         self.values = RunValues(self.store, spec.deps, spec.selected, self.digests)
         self.recorder = Recorder(spec, self.run_id, self.records, self.values, self.digests)
         self.failed = self.recorder.failed
@@ -92,6 +90,9 @@ class Run:
         )
         _gc_freeze()
         try:
+            if not opts.planned:
+                self.locks.begin()  # before the records are read: see TaskLocks.begin
+            self.records.update(self.store.records(opts.selected))
             self._loop(Ready(opts.selected, opts.deps))
         except KeyboardInterrupt:
             self.recorder.flush()  # what finished is stored and reported as executed
@@ -182,10 +183,10 @@ class Run:
         # Read the record again even when the lock was free: another run may have
         # stored this task after this run read the records (re-reading only after
         # waiting was rejected: a run that finished the task just before this one
-        # asked for the lock would have it run twice). When no other process has
-        # written to the store since, the record cannot have changed: skip the read.
+        # asked for the lock would have it run twice). When no other run can have
+        # begun since (solo), or no other process wrote to the store, skip the read.
         try:
-            fresh = self.store.untouched_by_others()
+            fresh = self.locks.solo or self.store.untouched_by_others()
             record = job.record if fresh else self.store.record(name)
         except OSError:
             record = job.record
