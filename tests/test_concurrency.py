@@ -238,3 +238,97 @@ def test_a_file_system_without_locks_is_said_once_and_runs_go_on(
     finally:
         logger.remove(sink)
     assert sum("does not support file locks" in line for line in said) == 1, said
+
+
+# -- issue 14: a run alone skips re-reading records; one arriving is let in ---------------
+_BEGIN = """
+import sys, time
+from pathlib import Path
+from little_pipelines.locks import TaskLocks
+locks = TaskLocks(Path(sys.argv[1]))
+locks.begin()
+print(f"in {locks.solo}", flush=True)
+time.sleep(float(sys.argv[2]))
+locks.close()
+"""
+
+
+def test_a_run_alone_is_solo_until_a_run_of_another_process_arrives_and_is_let_in(
+    tmp_path: Path,
+) -> None:
+    locks = TaskLocks(tmp_path)
+    locks.begin()
+    assert locks.solo
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", _BEGIN, str(tmp_path), "0.5"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "in False"  # let in, and not alone itself
+    assert not locks.solo  # from the moment the other run was let in
+    assert time.monotonic() - start < 10  # let in by the watcher, not at this run's end
+    locks.close()
+    proc.wait()
+    again = TaskLocks(tmp_path)  # the other process is gone: a new run is alone again
+    again.begin()
+    assert again.solo
+    nested = TaskLocks(tmp_path)  # a second run of this process ends that
+    nested.begin()
+    assert not again.solo and not nested.solo
+    nested.close()
+    again.close()
+
+
+_SOLO_PIPELINE = """
+import sys, time
+from pathlib import Path
+import little_pipelines as lp
+root, role = Path(sys.argv[1]), sys.argv[2]
+p = lp.Pipeline("Solo", cache_dir=root / "store")
+
+@p.task
+def slow() -> int:
+    (root / "slow-started").write_text("")
+    deadline = time.time() + 30  # until the other run has stored `shared`
+    while not (root / "other-done").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    return 1
+
+@p.task
+def shared() -> int:
+    with open(root / "shared-runs", "a") as f:
+        f.write(role + "\\n")
+    return 2
+
+@p.task
+def last(slow: int, shared: int) -> int:
+    return slow + shared
+
+report = p.execute(targets=["shared"] if role == "other" else None)
+if role == "other":
+    (root / "other-done").write_text("")
+print(" ".join(f"{o.name}={o.status}" for o in report), flush=True)
+"""
+
+
+def test_a_task_stored_by_a_run_arriving_while_this_run_was_alone_is_reused(
+    tmp_path: Path,
+) -> None:
+    # The first run is alone (it skips re-reading records after taking a task's lock)
+    # when a second process starts, stores `shared` and leaves while the first is still
+    # inside `slow`: the first must see that record and not run `shared` again.
+    script = tmp_path / "solo.py"
+    script.write_text(_SOLO_PIPELINE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    first = subprocess.Popen([sys.executable, str(script), str(tmp_path), "first"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "slow-started").exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.01)
+    other = subprocess.run([sys.executable, str(script), str(tmp_path), "other"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert other.stdout.split() == ["shared=executed"], other.stderr
+    out, err = first.communicate(timeout=60)
+    assert out.split() == ["slow=executed", "shared=cached", "last=executed"], err
+    assert (tmp_path / "shared-runs").read_text().split() == ["other"]

@@ -1,6 +1,6 @@
 """The run loop: decide, run, store, report.
 
-One loop drives every executor over graphlib's `get_ready()/done()`: each ready
+One loop drives every executor over `graph.Ready`'s `pop()/done()`: each ready
 task is decided (freshness), and if it must run it is submitted; results are
 stored by this process (the driver owns the cache) the moment they arrive, and
 `done()` releases the tasks that waited on them. A plan walks the same loop
@@ -14,8 +14,6 @@ A run is given a `RunSpec` (plain data, see `spec.py`) and returns a
 from __future__ import annotations
 
 import gc
-import graphlib
-import heapq
 import queue
 import threading
 import time
@@ -25,7 +23,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from .errors import FingerprintError, StoreError, TaskNotSendable
-from .executors import Backend, prepare
+from .executors import Backend, ForkBackend, LocalBackend, SequentialExecutor, prepare
 from .freshness import (
     Probe,
     State,
@@ -33,6 +31,7 @@ from .freshness import (
     reasons_to_run,
     result_digest,
 )
+from .graph import Ready
 from .locks import Held, TaskLocks
 from .recording import Job, Recorder
 from .report import Reason, RunReport, TaskOutcome, fmt_time
@@ -58,17 +57,17 @@ class Run:
         self.probe = Probe()
         self.states: dict[str, State] = {}  # what each decided task's fingerprint was made of
         self.store = spec.store
-        self.records = self.store.records(spec.selected)
+        self.records: dict[str, Record] = {}  # read when the run begins (execute)
         self._pending: dict[str, Job] = {}
-        self._finished: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
+        self._finished: queue.SimpleQueue[tuple[str, Future[Any] | Outcome]] = queue.SimpleQueue()
         self._backend: Backend | None = None
         self._make_backend: Callable[[], Backend] | None = None
         self._abandoned = False
         self.locks = TaskLocks(spec.lock_dir)
         #: tasks whose lock another run holds: name -> (job, waiting since, last said)
         self._waiting: dict[str, tuple[Job, float, float]] = {}
-        #: each decided task's result digest (None: it has no usable result)
-        self.digests: dict[str, str | None] = {}
+        self._seconds: dict[int, str] = {}  # see _created
+        self.digests: dict[str, str | None] = {}  # each decided task's (None: none usable)
         self.values = RunValues(self.store, spec.deps, spec.selected, self.digests)
         self.recorder = Recorder(spec, self.run_id, self.records, self.values, self.digests)
         self.failed = self.recorder.failed
@@ -85,18 +84,16 @@ class Run:
         opts = self.spec
         start = time.perf_counter()
         self.report.started_at = time.time()
-        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
-        in_run = set(opts.selected)
-        for name in opts.selected:
-            sorter.add(name, *(d for d in opts.deps[name] if d in in_run))
-        sorter.prepare()
         # Checked now, started when the first task must run (see executors.prepare).
         self._make_backend = None if opts.planned else prepare(
             opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
         _gc_freeze()
         try:
-            self._loop(sorter)
+            if not opts.planned:
+                self.locks.begin()  # before the records are read: see TaskLocks.begin
+            self.records.update(self.store.records(opts.selected))
+            self._loop(Ready(opts.selected, opts.deps))
         except KeyboardInterrupt:
             self.recorder.flush()  # what finished is stored and reported as executed
             self._interrupted()
@@ -118,15 +115,11 @@ class Run:
             self.report.duration = time.perf_counter() - start
         return RunResult(self.report, self.states, self.records, self.digests)
 
-    def _loop(self, sorter: graphlib.TopologicalSorter[str]) -> None:
-        opts = self.spec
-        index = {name: i for i, name in enumerate(opts.selected)}
-        ready: list[int] = []
-        while sorter.is_active():
-            for name in sorter.get_ready():
-                heapq.heappush(ready, index[name])
+    def _loop(self, ready: Ready) -> None:
+        # Until every task is done, or (as graphlib's is_active) none can progress.
+        while ready.left and (ready or self._pending or self._waiting):
             if ready:
-                name = opts.selected[heapq.heappop(ready)]
+                name = ready.pop()
                 job = self._decide(name)
                 if job is not None:
                     held = self.locks.try_acquire(name)
@@ -135,17 +128,17 @@ class Run:
                         continue
                     job = self._locked(job, held)
                 if job is None:
-                    sorter.done(name)
+                    ready.done(name)
                     continue
                 self._submit(job)
                 if not self._finished.empty() or not ready:
-                    self._collect(sorter, block=not ready and not self._waiting)
-            elif self._pending or self._waiting:
+                    self._collect(ready, block=not ready and not self._waiting)
+            else:
                 if self._pending:
-                    self._collect(sorter, block=True)
+                    self._collect(ready, block=True)
                 else:
                     time.sleep(_POLL)
-                self._retry_waiting(sorter)
+                self._retry_waiting(ready)
 
     def _wait_for(self, job: Job) -> None:
         """Another run holds the task's lock: note it and keep going with everything else.
@@ -171,7 +164,7 @@ class Run:
             "waiting for task {!r}, held by PID {} (another run is running it){}",
             name, self.locks.holder(name), waited)
 
-    def _retry_waiting(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+    def _retry_waiting(self, ready: Ready) -> None:
         for name in list(self._waiting):
             held = self.locks.try_acquire(name)
             if held is None:
@@ -179,7 +172,7 @@ class Run:
                 continue
             job = self._locked(self._waiting.pop(name)[0], held)
             if job is None:
-                sorter.done(name)
+                ready.done(name)
             else:
                 self._submit(job)
 
@@ -190,10 +183,10 @@ class Run:
         # Read the record again even when the lock was free: another run may have
         # stored this task after this run read the records (re-reading only after
         # waiting was rejected: a run that finished the task just before this one
-        # asked for the lock would have it run twice). When no other process has
-        # written to the store since, the record cannot have changed: skip the read.
+        # asked for the lock would have it run twice). When no other run can have
+        # begun since (solo), or no other process wrote to the store, skip the read.
         try:
-            fresh = self.store.untouched_by_others()
+            fresh = self.locks.solo or self.store.untouched_by_others()
             record = job.record if fresh else self.store.record(name)
         except OSError:
             record = job.record
@@ -225,20 +218,23 @@ class Run:
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
-        self.started[task.name] = time.time()
+        name = task.name
+        self.started[name] = time.time()
         if self.spec.progress is not None:
-            self.spec.progress("start", task.name, None)
-        self._pending[task.name] = job
+            self.spec.progress("start", name, None)
+        self._pending[name] = job
         try:
+            if isinstance(backend, LocalBackend) and backend.inline:  # sequential: run it now
+                self._finished.put((name, backend.run(task, self.values.for_function(task), call)))
+                return
             fut = backend.submit(task, lambda: self.values.for_function(task),
                                  lambda: self.values.for_worker(task), call)
         except (TaskNotSendable, StoreError) as e:  # StoreError: an upstream value is unreadable
-            fut = Future()
-            fut.set_result(Outcome(False, attempts=[Attempt(0.0, f"{e}\n")]))
-        name = task.name
+            self._finished.put((name, Outcome(False, attempts=[Attempt(0.0, f"{e}\n")])))
+            return
         fut.add_done_callback(lambda f: self._finished.put((name, f)))
 
-    def _collect(self, sorter: graphlib.TopologicalSorter[str], *, block: bool) -> None:
+    def _collect(self, ready: Ready, *, block: bool) -> None:
         """Store every finished task (waiting for one if `block`) and release its dependants."""
         deadlines = [j.deadline for j in self._pending.values() if j.deadline is not None]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines and block else None
@@ -247,24 +243,23 @@ class Run:
         try:
             item = self._finished.get(block=block, timeout=wait)
         except queue.Empty:
-            self._expire_overdue(sorter)
+            self._expire_overdue(ready)
             return
         remote = bool(self._backend and self._backend.remote)
         while True:
             name, fut = item
             job = self._pending.pop(name, None)
             if job is not None and self.recorder.finish(job, fut, remote=remote):
-                sorter.done(name)  # failed: settled now (None: it had timed out, given up on)
-            try:
-                item = self._finished.get_nowait()
-            except queue.Empty:
+                ready.done(name)  # failed: settled now (None: it had timed out, given up on)
+            if self._finished.empty():  # only this loop takes from it: not empty stays so
                 break
+            item = self._finished.get_nowait()
         # Everything that finished by now is committed in one transaction, before this
         # loop starts or waits for anything else; only then are its dependants released.
         for name in self.recorder.flush():
-            sorter.done(name)
+            ready.done(name)
 
-    def _expire_overdue(self, sorter: graphlib.TopologicalSorter[str]) -> None:
+    def _expire_overdue(self, ready: Ready) -> None:
         now = time.monotonic()
         for name, job in list(self._pending.items()):
             if job.deadline is not None and now >= job.deadline:
@@ -277,7 +272,7 @@ class Run:
                                    f"was abandoned", duration=job.task.timeout or 0.0,
                                    record=job.record, reasons=job.reasons)
                 self.values.settled(name)
-                sorter.done(name)
+                ready.done(name)
 
     def _interrupted(self) -> None:
         """Ctrl-C: what was running is marked interrupted, what had not started is skipped."""
@@ -328,7 +323,7 @@ class Run:
             assert record is not None
             self.digests[name] = record["digest"]
             self._remember_stamps(name, record, state)
-            created = fmt_time(record.get("created_at", 0.0))
+            created = self._created(record.get("created_at", 0.0))
             self.recorder.settle(name, "cached", [Reason("unchanged", detail=created)], record)
             return None
         if opts.planned:
@@ -339,6 +334,15 @@ class Run:
             self.recorder.settle(name, "waiting", [Reason("waiting", d) for d in waiting], record)
             return None
         return Job(task, state, reasons, record)
+
+    def _created(self, ts: float) -> str:
+        """`fmt_time(ts)`, made once a second: a warm run's results were stored within
+        a few seconds of each other, and strftime cost ~2 µs a reused task."""
+        second = int(ts)
+        text = self._seconds.get(second)
+        if text is None:
+            text = self._seconds[second] = fmt_time(second)
+        return text
 
     def _remember_stamps(self, name: str, record: Record, state: State) -> None:
         """A reused task whose files were touched but not changed: record their new stat.
@@ -436,8 +440,6 @@ def _gc_unfreeze() -> None:
 
 def _can_stop(backend: Backend) -> bool:
     """Whether a task's timeout is enforced where it runs (see worker._time_limit)."""
-    from .executors import ForkBackend, SequentialExecutor
-
     if isinstance(backend, ForkBackend):
         return True
     return isinstance(backend.executor, SequentialExecutor) and (

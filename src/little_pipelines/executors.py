@@ -99,9 +99,26 @@ class Backend:
 
 
 class LocalBackend(Backend):
-    """Sequential or threads: the task object runs here, with its real pipeline."""
+    """Sequential or threads: the task object runs here, with its real pipeline.
+
+    With the sequential executor the run calls `run` instead of `submit`: the task
+    runs at once in the run's own thread, and its outcome needs no Future (a Future,
+    its condition variable and its callback cost ~4 µs a task).
+    """
 
     remote = False
+
+    def __init__(self, executor: Executor, *, owned: bool) -> None:
+        super().__init__(executor, owned=owned)
+        self.inline = isinstance(executor, SequentialExecutor)
+
+    def run(self, task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
+        """Run the task here and now; a failure of the call itself (not the task's own,
+        which `call_task` reports) comes back as a failed outcome, as from a Future."""
+        try:
+            return call_task(task, inputs, call)
+        except Exception as e:
+            return Outcome.broken(e)
 
     def submit(self, task: Task, inputs: Callable[[], Mapping[str, Any]],
                blobs: Callable[[], Mapping[str, bytes]], call: Call) -> Future[Outcome]:

@@ -169,12 +169,12 @@ def reasons_to_run(
 ) -> list[Reason]:
     """Why the task must run; an empty list means its stored result can be reused.
 
-    `now` (an aware datetime) defaults to `expire.now()`, asked only when the expiry
-    is what decides (a task with no record or another fingerprint never needs it)."""
+    `now` (an aware datetime) defaults to the clock, read only when the expiry is
+    what decides (a task with no record or another fingerprint never needs it)."""
     if record is None:
         return [Reason("no_result")]
-    if record.get("fingerprint") == state.fingerprint:
-        return expiry_reasons(record, run_id=run_id, now=now or expire.now())
+    if _made_from(record, state) or record.get("fingerprint") == state.fingerprint:
+        return expiry_reasons(record, run_id=run_id, now=now)
     reasons = _code_changes(record.get("code", {}), state.code, state.code_notes)
     reasons += _input_changes(record.get("inputs", {}), state.inputs)
     reasons += _value_changes("param_changed", record.get("params", {}), state.params)
@@ -189,6 +189,15 @@ def reasons_to_run(
         detail = ", ".join([*(f"+{n}" for n in sorted(added)), *(f"-{n}" for n in sorted(removed))])
         reasons.append(Reason("dependencies_changed", detail=detail))
     return reasons or [Reason("definition_changed", detail="fingerprint differs")]
+
+
+def _made_from(record: Record, state: State) -> bool:
+    """Whether the record keeps exactly this state, part by part (stamps and all): its
+    fingerprint is then this state's, which need not be hashed (~5 µs a reused task).
+    A record whose stamps differ (a touched file) is compared by fingerprint instead."""
+    return (record.get("schema") == SCHEMA and record.get("code") == state.code
+            and record.get("inputs") == state.inputs and record.get("upstream") == state.upstream
+            and record.get("params") == state.params and record.get("sources") == state.sources)
 
 
 def _code_changes(
@@ -225,14 +234,16 @@ def _input_changes(old: Mapping[str, FileStamp], new: Mapping[str, FileStamp]) -
     return reasons
 
 
-def expiry_reasons(record: Record, *, run_id: str | None, now: datetime) -> list[Reason]:
+def expiry_reasons(record: Record, *, run_id: str | None,
+                   now: datetime | None = None) -> list[Reason]:
     """Why a stored result is no longer current whatever its fingerprint ([]: it is).
 
     `run_id` is the run asking (None: outside any run, when on_complete results have
-    ended); `now` an aware datetime. Runs and `Pipeline.get_result` both decide here.
+    ended); `now` an aware datetime, default the clock (`expire.timestamp()`). Runs and
+    `Pipeline.get_result` both decide here.
     """
     kind = record.get("expiry", "never")
-    ts = now.timestamp()
+    ts = expire.timestamp() if now is None else now.timestamp()
     if record.get("created_at", 0.0) > ts + _CLOCK_SKEW:
         return [Reason("clock_moved_back", detail=fmt_time(record["created_at"], zone=True))]
     if kind == "session" and record.get("session") != expire.session_id():
@@ -245,11 +256,13 @@ def expiry_reasons(record: Record, *, run_id: str | None, now: datetime) -> list
     return []
 
 
-def expiry_fields(task: Task, now: datetime, *, run_id: str, drop_none: bool) -> dict[str, Any]:
-    """The expiry part of a new record, fixed at the moment the result is stored."""
+def expiry_fields(task: Task, created: float, *, run_id: str, drop_none: bool
+                  ) -> dict[str, Any]:
+    """The expiry part of a new record, fixed at the moment the result is stored
+    (`created`, epoch seconds: a datetime is made only for a policy of kind "time")."""
     policy = task.expire_results
     kind = "on_complete" if drop_none else policy.kind
-    when = policy.expires_at(now) if kind == "time" else None
+    when = policy.expires_at(expire.moment(created)) if kind == "time" else None
     return {
         "expiry": kind,
         "expires_at": when.timestamp() if when is not None else None,

@@ -23,6 +23,16 @@ task twice, and both are closed here:
   process holds, and a waiting run polls instead of blocking in the kernel
   (which, with two runs waiting in opposite orders, raised EDEADLK).
 
+A run also says it is there (`begin`, before it reads the records): a shared
+lock on a byte beyond every task's, or an exclusive one while its process is the
+only one using the store. A run alone (`solo`) can skip re-reading a task's record
+after taking its lock (SQLite's `PRAGMA data_version`, ~4-9 µs a task): no other
+run can have stored anything since it read the records, since none can begin
+until it lets it in. A run arriving then knocks (a shared lock on a second byte)
+and waits; the lone run's watcher thread sees the knock within ~20 ms, turns its
+exclusive lock into a shared one and re-reads records as before from then on.
+A second run in the same process ends the first one's solitude the same way.
+
 Forked workers do not inherit record locks, which is why only the driver takes
 them. A file system without record locks (some network mounts: ENOLCK) is
 detected once, with a warning: runs there are protected from each other only
@@ -55,18 +65,27 @@ _table_lock = threading.Lock()
 _names: dict[tuple[str, str], TaskLocks] = {}
 _bytes: dict[tuple[str, int], int] = {}
 _unlockable: set[str] = set()  # lock files on file systems without record locks (warned once)
+#: runs of this process between `begin` and `close`, by lock file
+_begun: dict[str, int] = {}
+#: lock files this process alone uses (its exclusive presence lock) -> stops its watcher
+_solo: dict[str, threading.Event] = {}
+
+_PRESENCE = 1 << 62  # the byte a run locks while it runs: beyond every task's (< 2**62)
+_KNOCK = _PRESENCE + 1  # the byte a run arriving locks while it waits for a lone run
+_WATCH = 0.02  # seconds between a lone run's looks for a knock
 
 
 class Held:
     """A held task lock; `release()` it when the task's result is stored."""
 
-    def __init__(self, locks: TaskLocks | None, name: str) -> None:
+    def __init__(self, locks: TaskLocks | None, name: str, offset: int) -> None:
         self._locks = locks
         self._name = name
+        self._offset = offset  # of its byte: hashed once a task, not at each end
 
     def release(self) -> None:
         if self._locks is not None:
-            self._locks._release(self._name)
+            self._locks._release(self._name, self._offset)
             self._locks = None
 
 
@@ -77,6 +96,71 @@ class TaskLocks:
         self.path = folder / "tasks.lock"
         self._key = os.path.abspath(self.path)
         self._open = False
+        self._begun = False
+
+    @property
+    def solo(self) -> bool:
+        """Whether this run's process is the only one using the store since the run
+        began, with no other run of its own: then no run stored a task's record since
+        this one read them (read the flag after taking the task's lock)."""
+        return self._key in _solo
+
+    def begin(self) -> None:
+        """Say this run is here, before it reads the records; wait while a lone run of
+        another process lets it in. Runs that store results call this; `close` ends it."""
+        if fcntl is None or self._begun:
+            return
+        with _table_lock:
+            if self._key in _unlockable:
+                return
+            fd = self._file()
+            self._begun = True
+            others = _begun.get(self._key, 0)
+            _begun[self._key] = others + 1
+            if others:  # another run of this process: no run of it is alone any more
+                _share(self._key, fd)
+            else:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _PRESENCE)
+                except OSError as e:
+                    if e.errno in _NO_LOCKS:
+                        self._no_locks(e)
+                        return
+                else:
+                    stop = _solo[self._key] = threading.Event()
+                    threading.Thread(target=_watch, args=(self._key, fd, stop), daemon=True,
+                                     name="lp-lock-watch").start()
+                    return
+        self._join(fd)
+
+    def _join(self, fd: int) -> None:
+        """Take the shared presence lock, knocking while a lone run holds it exclusively."""
+        assert fcntl is not None
+        knocked, since, said = False, time.monotonic(), 0.0
+        try:
+            while True:
+                with _table_lock:
+                    try:
+                        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _PRESENCE)
+                        return
+                    except OSError as e:
+                        if e.errno in _NO_LOCKS:
+                            self._no_locks(e)
+                            return
+                        if not knocked:
+                            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _KNOCK)
+                            knocked = True
+                now = time.monotonic()
+                if now - since > 1 and now - said >= 10:  # a lone run that does not answer
+                    said = now
+                    lib_logger.bind(lp_console=True).warning(
+                        "waiting for the run with PID {} to let this run use the store {}",
+                        _lock_owner(fd, _PRESENCE), self.path.parent)
+                time.sleep(0.005)
+        finally:  # let in, or interrupted while waiting: knock no more
+            if knocked:
+                with _table_lock:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, _KNOCK)
 
     def try_acquire(self, task: str) -> Held | None:
         """Take the task's lock if it is free; None if another run (here or elsewhere) holds it."""
@@ -89,7 +173,7 @@ class TaskLocks:
                 return None
             _bytes[(self._key, offset)] = uses + 1
             _names[(self._key, task)] = self
-        return Held(self, task)
+        return Held(self, task, offset)
 
     def wait(self, task: str, poll: float = 0.05) -> Held:
         """Take the task's lock, polling until it is free.
@@ -121,7 +205,18 @@ class TaskLocks:
         with _table_lock:
             for key, owner in list(_names.items()):
                 if owner is self:
-                    self._drop(key[1])
+                    self._drop(key[1], _offset(key[1]))
+            if self._begun:
+                self._begun = False
+                left = _begun.get(self._key, 1) - 1
+                _begun[self._key] = left
+                if not left:
+                    del _begun[self._key]
+                    stop = _solo.pop(self._key, None)
+                    if stop is not None:
+                        stop.set()
+                    if fcntl is not None and self._key not in _unlockable:
+                        fcntl.lockf(_files[self._key][0], fcntl.LOCK_UN, 1, _PRESENCE)
             if self._open:
                 self._open = False
                 entry = _files[self._key]
@@ -140,24 +235,32 @@ class TaskLocks:
             fcntl.lockf(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
         except OSError as e:
             if e.errno not in _NO_LOCKS:
-                return False  # EAGAIN / EACCES: held by another process
+                # EAGAIN / EACCES: held by another process, which then runs without saying
+                # so (`begin`): a version before it, say. This run is not alone.
+                _share(self._key, self._file())
+                return False
+            self._no_locks(e)
+        return True
+
+    def _no_locks(self, e: OSError) -> None:
+        """The lock file's file system has no record locks: say so once; caller holds
+        _table_lock."""
+        if self._key not in _unlockable:
             _unlockable.add(self._key)
             lib_logger.warning(
                 "The file system of {} does not support file locks ({}): concurrent runs "
                 "of this pipeline from different processes are not kept from running the "
                 "same task there. Keep the store on a local disk (cache_dir= or "
                 "LITTLE_PIPELINES_HOME) to have them protected.", self.path, e)
-        return True
 
-    def _release(self, task: str) -> None:
+    def _release(self, task: str, offset: int) -> None:
         with _table_lock:
             if _names.get((self._key, task)) is self:
-                self._drop(task)
+                self._drop(task, offset)
 
-    def _drop(self, task: str) -> None:
+    def _drop(self, task: str, offset: int) -> None:
         """Forget a held name; unlock its byte when no held name uses it. Holds _table_lock."""
         del _names[(self._key, task)]
-        offset = _offset(task)
         uses = _bytes.pop((self._key, offset), 1) - 1
         if uses > 0:
             _bytes[(self._key, offset)] = uses
@@ -178,6 +281,38 @@ class TaskLocks:
 
 #: lock file -> [its one descriptor in this process, how many runs use it]
 _files: dict[str, list[int]] = {}
+
+
+def _share(key: str, fd: int) -> None:
+    """This process's lone run is alone no more: its exclusive presence lock becomes a
+    shared one (at once: no one else can hold that byte) and its watcher stops. Caller
+    holds _table_lock."""
+    stop = _solo.pop(key, None)
+    if stop is not None:
+        stop.set()
+        assert fcntl is not None
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _PRESENCE)
+
+
+def _watch(key: str, fd: int, stop: threading.Event) -> None:
+    """A lone run's watcher: when a run of another process knocks, let it in."""
+    while not stop.wait(_WATCH):
+        if _lock_owner(fd, _KNOCK) is not None:
+            with _table_lock:
+                if _solo.get(key) is stop:
+                    _share(key, fd)
+            return
+
+
+def _forget_after_fork() -> None:
+    # A forked child holds none of its parent's record locks: it is no lone run, and a
+    # run it begins joins as a run of another process.
+    _solo.clear()
+    _begun.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _offset(task: str) -> int:

@@ -18,7 +18,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class TaskFiles:
         self._second: tuple[int, str] = (-1, "")
         #: run logs kept open while runs write a line per task: path -> [fd, runs holding it]
         self._held: dict[str, list[int]] = {}
+        self._run_logs: dict[str, str] = {}  # folder -> its run log's path
 
     def __call__(self, message: Any) -> None:
         extra = message.record["extra"]
@@ -59,12 +60,17 @@ class TaskFiles:
             path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
         self.append(folder, path, str(message))
 
-    def append_run_log(self, folder: str, lines: list[tuple[float, str, str, str]]) -> None:
-        """Append records (epoch time, level name, scope, message) to the run log in
-        `folder`, formatted as `log`'s file format does, with one write."""
-        text = "".join(f"{self._stamp(when)} | {level: <8} | {scope} | {message}\n"
-                       for when, level, scope, message in lines)
-        self.append(folder, os.path.join(folder, RUN_LOG), text)
+    def append_run_log(self, folder: str, when: float, scope: str,
+                       lines: Iterable[tuple[str, str]]) -> None:
+        """Append records (level name, message) of `scope` made at `when` (epoch time) to
+        the run log in `folder`, formatted as `log`'s file format does, with one write."""
+        stamp = self._stamp(when)
+        text = "".join([f"{stamp} | {level: <8} | {scope} | {message}\n"
+                        for level, message in lines])
+        path = self._run_logs.get(folder)
+        if path is None:
+            path = self._run_logs[folder] = os.path.join(folder, RUN_LOG)
+        self.append(folder, path, text)
 
     def _stamp(self, when: float) -> str:
         """`when` as the files' `{time:YYYY-MM-DD HH:mm:ss.SSS}` (local time); the part up

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import expire, history, timeline
+from . import history, timeline
 from .codesource import redefines
 from .engine import Run
 from .errors import (
@@ -326,7 +326,7 @@ class Pipeline:
         else:
             store = self._store_or_open()
             record = store.record(key)
-            expired = record is None or expiry_reasons(record, run_id=None, now=expire.now())
+            expired = record is None or expiry_reasons(record, run_id=None)
             value = MISSING if expired else store.load(key)
         return default if value is MISSING else value
 
@@ -337,7 +337,7 @@ class Pipeline:
         key = self.get_task(name).name
         record = self._store_or_open().record(key)
         if (record is None or record.get("preview") is None or not record.get("digest")
-                or expiry_reasons(record, run_id=None, now=expire.now())):
+                or expiry_reasons(record, run_id=None)):
             return None
         return record
 

@@ -26,7 +26,7 @@ from .report import Reason, RunReport, Status, TaskOutcome, last_line
 from .statuslines import StatusLines, story
 from .taskcode import code_texts
 from .valuefiles import Pickled, UnpicklableValue, preview, preview_head, type_name
-from .worker import Attempt, Outcome
+from .worker import Outcome
 
 if TYPE_CHECKING:
     from .locks import Held
@@ -94,15 +94,19 @@ class Recorder:
         self.lines = StatusLines()
         self._unsaved: list[_Unsaved] = []
 
-    def finish(self, job: Job, fut: Future[Any], *, remote: bool) -> bool:
-        """A submitted task came back (`remote`: its value arrives pickled): fail it, or
-        add its result to the group `flush` commits. True if the task is settled now;
-        False if it waits for the group's commit (its dependants must wait too)."""
+    def finish(self, job: Job, fut: Future[Any] | Outcome, *, remote: bool) -> bool:
+        """A submitted task came back (`remote`: its value arrives pickled), as a Future or,
+        run inline, as its outcome: fail it, or add its result to the group `flush`
+        commits. True if the task is settled now; False if it waits for the group's
+        commit (its dependants must wait too)."""
         task = job.task
-        try:
-            out: Outcome = fut.result()
-        except Exception as e:  # the executor itself failed (a worker died, a lost connection)
-            out = Outcome(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
+        if isinstance(fut, Outcome):
+            out = fut
+        else:
+            try:
+                out = fut.result()
+            except Exception as e:  # the executor itself failed (a worker died, a lost connection)
+                out = Outcome.broken(e)
         for when, level, message in out.logs:  # records captured on a remote worker
             task.logger.patch(at_time(when)).log(level, "{}", message)
         if len(out.attempts) > 1:
@@ -222,11 +226,11 @@ class Recorder:
             kind = value  # a remote worker sends the type's name (and digest) with the bytes
             pickled = Pickled(digest_bytes(blob), len(blob), blob=blob, preview=preview_text)
         digest = pickled.digest
-        when = expire.now()  # the clock tests freeze (expire._get_now)
+        created = expire.timestamp()  # the clock tests freeze (expire._get_now)
         state = inputs_after_run(job.state, task)
         try:
             expiry = expiry_fields(
-                task, when, run_id=self.run_id,
+                task, created, run_id=self.run_id,
                 drop_none=kind == "builtins.NoneType" and self.spec.expire_none,
             )
         except Exception as e:  # a user's expire_results function (checked once before the run)
@@ -239,7 +243,7 @@ class Recorder:
             **state.record_fields(),
             "digest": digest,  # of the bytes: the store checks the value is intact
             **({"value_digest": content} if content is not None else {}),
-            "created_at": when.timestamp(),
+            "created_at": created,
             "duration": duration,
             "reasons": [str(r) for r in job.reasons],
             "type": kind,

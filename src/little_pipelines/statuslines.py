@@ -42,19 +42,17 @@ class StatusLines:
             story(task).info(_RAN, duration, reasons)
             return
         folder = task.log_dir
+        perf, ran = _TOOK.format(task.main_call, took), _RAN.format(duration, reasons)
         if folder is not None:
-            now = time.time()
             where = str(folder)
             if where not in self._held and task_files.hold_run_log(where):
                 self._held.add(where)
-            task_files.append_run_log(where, [
-                (now, PERF, task.name, _TOOK.format(task.main_call, took)),
-                (now, "INFO", task.name, _RAN.format(duration, reasons)),
-            ])
+            task_files.append_run_log(where, time.time(), task.name,
+                                      ((PERF, perf), ("INFO", ran)))
         if any(self.perf):
-            task.logger.bind(lp_log_dir=None).log(PERF, _TOOK, task.main_call, took)
+            task.logger.bind(lp_log_dir=None).log(PERF, "{}", perf)
         if any(self.info):
-            story(task).bind(lp_log_dir=None).info(_RAN, duration, reasons)
+            story(task).bind(lp_log_dir=None).info("{}", ran)
 
     def close(self) -> None:
         """The run is over: let go of the run logs it kept open."""

@@ -63,6 +63,11 @@ class Outcome:
     #: its canonical content digest (early cutoff), taken where the value is
     content: str | None = None
 
+    @classmethod
+    def broken(cls, e: BaseException) -> Outcome:
+        """The outcome of a call the executor itself failed (a worker died, a lost connection)."""
+        return cls(False, attempts=[Attempt(0.0, f"{type(e).__name__}: {e}\n")])
+
     @property
     def duration(self) -> float:
         return sum(a.duration for a in self.attempts)
