@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,3 +232,31 @@ def test_dropping_a_large_value_removes_its_file_and_keeps_the_record(store, tmp
     store.drop_values(["a"])
     assert store.load("a") is MISSING and store.record("a") == {"digest": None, "type": "str"}
     assert list((tmp_path / "store" / "cache").rglob("*.val")) == []
+
+
+_PUT_LARGE = """
+import pickle, sys
+from little_pipelines.fingerprint import digest_bytes
+from little_pipelines.store import Store
+store = Store(sys.argv[1])
+blob = pickle.dumps("x" * 50_000)
+store.put("a", blob, {"digest": digest_bytes(blob), "type": "str"})
+store.close()
+"""
+
+
+def test_a_large_value_another_process_stored_is_replaced_whole_by_a_small_one(
+        tmp_path: Path) -> None:
+    """Writes of small values stop looking for large values' rows once none exists,
+    until another connection commits: a large value another process stored meanwhile
+    must still lose its row and its file when a small one replaces it."""
+    store = Store(tmp_path / "s")
+    put(store, "a", [1])
+    put(store, "b", [1])  # no large value anywhere: the next writes need not look
+    subprocess.run([sys.executable, "-c", _PUT_LARGE, str(tmp_path / "s")], check=True)
+    assert store.load("a") == "x" * 50_000 and store.keys_with("lp:file:") == ["lp:file:a"]
+    digest = put(store, "a", [2])
+    assert store.load("a") == [2] and store.record("a") == {"digest": digest, "type": "list"}
+    assert store.keys_with("lp:file:") == []  # the large value's row went with it...
+    assert list((tmp_path / "s" / "cache").rglob("*.val")) == []  # ...and its file
+    store.close()
