@@ -109,6 +109,24 @@ class StoreCache(diskcache.Cache):
     machinery, for the store's hot path (`begin`, `commit`, `rollback`)."""
 
     _txn_id: int | None  # diskcache's: the thread whose transaction is open
+    _opening = False  # while diskcache's __init__ runs (see `close`)
+
+    def __init__(self, directory: str, *, timeout: float, **settings: Any) -> None:
+        self._opening = True
+        try:
+            super().__init__(directory, timeout=timeout, **settings)
+        finally:
+            self._opening = False
+        # The connection kept has the timeout diskcache opens with (0: it retries by hand).
+        self._con.execute(f"PRAGMA busy_timeout = {min(int(timeout * 1000), 2**31 - 1)}")
+
+    def close(self) -> None:
+        # diskcache's __init__ ends by closing its connection to open another with the
+        # caller's timeout: on the store's only connection, that close checkpoints and
+        # deletes the WAL, and the reopen makes it again and sets every pragma again
+        # (~1 ms a run). The connection is kept instead, and given the timeout.
+        if not self._opening:
+            super().close()
 
     def clear(self, retry: bool = False) -> int:
         # The records first, in one transaction: a crash before diskcache's own
@@ -160,7 +178,9 @@ def open_checked(folder: Path, timeout: float) -> StoreCache:
     middle of a run. `timeout`: SQLite's own wait for its write lock, the backstop
     behind `wait_for_writer` (which only sees a lock taken before it looked)."""
     db = folder / "cache.db"
-    if db.exists() and db.stat().st_size == 0:
+    if not db.exists():
+        _create(db)
+    elif db.stat().st_size == 0:
         # SQLite would take an emptied file for a new database and say nothing.
         raise Corrupt("cache.db was truncated to nothing")
     # eviction_policy="none": a cache that silently culls results would rerun work
@@ -181,6 +201,20 @@ def open_checked(folder: Path, timeout: float) -> StoreCache:
         cache.close()
         raise
     return cache
+
+
+def _create(db: Path) -> None:
+    """A new, empty database, already in diskcache's WAL mode and auto-vacuum, made
+    without fsyncs (~1.2 ms less a new store): diskcache switches a new file to WAL
+    through a rollback journal synced at every step. Nothing can be lost: a crash
+    leaves an empty or damaged new file, which `open_checked` moves aside."""
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        con.execute("PRAGMA synchronous = 0")
+        con.execute("PRAGMA auto_vacuum = 1")  # before the first page, as diskcache does
+        con.execute("PRAGMA journal_mode = wal").fetchall()
+    finally:
+        con.close()
 
 
 class Prewritten:
