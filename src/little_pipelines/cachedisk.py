@@ -21,13 +21,16 @@ from typing import IO, Any
 
 import diskcache
 
-from .sqlitefaults import Corrupt
 from .valuefiles import DamagedValue, Pickled
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+
+class Corrupt(sqlite3.DatabaseError):
+    """Damage proven by our own checks (quick_check failed, the file was emptied)."""
 
 
 class HoldingDisk(diskcache.Disk):

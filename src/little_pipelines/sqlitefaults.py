@@ -20,6 +20,7 @@ from pathlib import Path
 
 import diskcache
 
+from .cachedisk import Corrupt as Corrupt  # damage our own checks proved
 from .errors import StoreError
 from .log import lib_logger
 
@@ -42,10 +43,6 @@ def lock_wait() -> float:
             f"run's write to the store), got {text!r}; e.g. {_WAIT_ENV}=300."
         )
     return seconds
-
-
-class Corrupt(sqlite3.DatabaseError):
-    """Damage proven by our own checks (quick_check failed, the file was emptied)."""
 
 
 # SQLite's primary result codes that prove damage: SQLITE_CORRUPT, SQLITE_NOTADB.
