@@ -167,3 +167,29 @@ def test_a_run_keeps_its_run_log_open_only_while_it_runs(pipelines, tmp_path) ->
     text = (tmp_path / "logs" / "_pipeline.log").read_text()
     assert sum("✓ ran in" in line for line in text.splitlines()) == 3
     assert text.index("| t2 | ✓ ran in") < text.index("run of 'heldlog'")  # in order
+
+
+def test_a_tasks_run_log_lines_are_written_before_its_dependants_start(
+        pipelines, tmp_path) -> None:
+    """The run log's lines are written once a group of results is committed (one write
+    a group): still before any task that depends on them starts, on every executor."""
+    import little_pipelines as lp
+
+    run_log = tmp_path / "logs" / "_pipeline.log"
+    for executor in ("sequential", "threads"):
+        p: lp.Pipeline = pipelines(f"prompt_{executor}", log_dir=tmp_path / "logs")
+        seen: dict[str, str] = {}
+        for i in range(4):  # a fan of four, each read by the last task
+            p.task(name=f"{executor}_up{i}")(lambda: 1)
+
+        def last(this: lp.Task) -> int:
+            seen["log"] = run_log.read_text()
+            return 2
+
+        p.task(last, name=f"{executor}_last", dependencies=[f"{executor}_up{i}" for i in range(4)])
+        assert p.execute(executor=executor).ok
+        for i in range(4):
+            assert f"| INFO     | {executor}_up{i} | ✓ ran in" in seen["log"], executor
+            assert f"| PERF     | {executor}_up{i} | function '<lambda>' took" in seen["log"]
+        text = run_log.read_text()
+        assert f"| INFO     | {executor}_last | ✓ ran in" in text

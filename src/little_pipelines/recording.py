@@ -169,8 +169,11 @@ class Recorder:
                     continue
                 stored.append(u)
         self._save_texts(stored)
-        for u in stored:
-            self._stored(u)
+        try:
+            for u in stored:
+                self._stored(u)
+        finally:  # their run log lines, one write, before any lock is released
+            self.lines.write()
         for u in group:
             self._settled(u.job)
         return [u.job.task.name for u in group]
