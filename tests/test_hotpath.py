@@ -193,3 +193,22 @@ def test_a_tasks_run_log_lines_are_written_before_its_dependants_start(
             assert f"| PERF     | {executor}_up{i} | function '<lambda>' took" in seen["log"]
         text = run_log.read_text()
         assert f"| INFO     | {executor}_last | ✓ ran in" in text
+
+
+def test_a_small_atoms_record_keeps_the_preview_and_type_any_value_gets(pipelines) -> None:
+    """Ints, floats, bools and None take a shortcut to their preview and type name: the
+    record must say what the general path says (a long int's preview is cut)."""
+    import little_pipelines as lp
+    from little_pipelines.valuefiles import preview, type_name
+
+    values = {"small": 7, "negative": -12, "long": 10**60, "edge": 10**39, "real": 2.5,
+              "inf": float("inf"), "yes": True, "none": None, "text": "7"}
+    p: lp.Pipeline = pipelines("atoms")
+    for name, value in values.items():
+        p.task(name=name)(lambda value=value: value)
+    assert p.execute().ok
+    for name, value in values.items():
+        record = p.stored_preview(name)
+        assert record is not None, name
+        assert (record["preview"], record["type"]) == (preview(value), type_name(value)), name
+        assert p.get_result(name) == value
