@@ -7,6 +7,7 @@ rests on, so it cannot quietly come back: how many loguru calls a task costs.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -212,3 +213,49 @@ def test_a_small_atoms_record_keeps_the_preview_and_type_any_value_gets(pipeline
         assert record is not None, name
         assert (record["preview"], record["type"]) == (preview(value), type_name(value)), name
         assert p.get_result(name) == value
+
+
+ADDS = """
+import sys
+import loguru._logger
+import little_pipelines as lp
+
+adds = []
+_add = loguru._logger.Logger.add
+def counting(self, *args, **kwargs):
+    adds.append(kwargs.get("filter"))
+    return _add(self, *args, **kwargs)
+loguru._logger.Logger.add = counting
+
+lp.set_log_level(sys.argv[1])
+p = lp.Pipeline("quiet")
+for i in range(3):
+    p.task(name=f"t{i}", dependencies=[f"t{i - 1}"] if i else None)(lambda: 1)
+assert p.execute().ok
+print(len(adds))
+"""
+
+
+def test_a_quiet_run_adds_no_loguru_handler_and_its_run_log_keeps_the_summary(
+        tmp_path: Path) -> None:
+    """Each loguru `add` costs ~3 ms a process: a run that shows nothing and logs nothing
+    through loguru adds none; the run log still gets every line, the summary included,
+    in the file format. A run that shows its lines has its console."""
+    script = tmp_path / "adds.py"
+    script.write_text(textwrap.dedent(ADDS))
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+
+    def adds(level: str) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, str(script), level], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return int(proc.stdout.split()[-1]), proc.stderr
+
+    quiet, printed = adds("ERROR")
+    assert (quiet, printed) == (0, "")
+    lines = (tmp_path / "home" / "quiet" / "logs" / "_pipeline.log").read_text().splitlines()
+    assert len(lines) == 3 * 2 + 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| INFO     \| quiet \| "
+                        r"run of 'quiet': 3 executed.*", lines[-1]), lines[-1]
+    shown, printed = adds("INFO")
+    assert shown >= 1 and "run of 'quiet'" in printed and "↺ reused" in printed  # warm now

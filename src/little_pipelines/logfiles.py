@@ -66,6 +66,10 @@ class TaskFiles:
         stamp = self._stamp(when)
         return f"{stamp} | PERF     | {scope} | {perf}\n{stamp} | INFO     | {scope} | {info}\n"
 
+    def run_log_line(self, when: float, level: str, scope: str, message: str) -> str:
+        """One record of `scope` at `level` made at `when`, as `log`'s file format has it."""
+        return f"{self._stamp(when)} | {level: <8} | {scope} | {message}\n"
+
     def append_run_log(self, folder: str, text: str) -> None:
         """Append whole lines (see `run_log_lines`) to the run log in `folder`, one write."""
         path = self._run_logs.get(folder)

@@ -6,9 +6,10 @@ console. Each went through loguru: ~50 µs a task even when no handler showed it
 (binds, three filters, an aware datetime, an open/write/close of the run log).
 Now the run asks once, when it starts, who takes such lines (`log.story_takers`):
 the run log gets its lines written straight, in the file sink's format, with one
-write for each group of results committed together (a task's own in a chain), and loguru is called only for a handler that shows the record.
-While records are captured (a run inside a task on a remote worker), every line
-takes loguru's way, as before.
+write for each group of results committed together (a task's own in a chain), and
+loguru is called only for a handler that shows the record (the run's summary line
+takes the same way: `log.story_line`). While records are captured (a run inside a
+task on a remote worker), every line takes loguru's way, as before.
 """
 
 from __future__ import annotations
