@@ -177,9 +177,10 @@ def test_a_tasks_run_log_lines_are_written_before_its_dependants_start(
     import little_pipelines as lp
 
     run_log = tmp_path / "logs" / "_pipeline.log"
+    seen: dict[str, str] = {}
     for executor in ("sequential", "threads"):
         p: lp.Pipeline = pipelines(f"prompt_{executor}", log_dir=tmp_path / "logs")
-        seen: dict[str, str] = {}
+        seen.clear()
         for i in range(4):  # a fan of four, each read by the last task
             p.task(name=f"{executor}_up{i}")(lambda: 1)
 

@@ -183,7 +183,7 @@ class LpLogger:
             return
         # The library's sinks are added when the first record that may need them comes
         # (each `add` costs ~3 ms, once a process): a quiet run that logs nothing
-        # through loguru adds none (see `story_line`).
+        # through loguru adds none (see `statuslines.story_line`).
         shown = (no >= _state["level_no"] or self._always) and not self._file_only
         if _state["file_sink"] is None:
             ensure_file_sink()
@@ -212,19 +212,6 @@ def run_logger(scope: str, log_dir: Path | None) -> LpLogger:
     """A logger for the run's story: the console, the host's handlers and `_pipeline.log`."""
     return _bound(lp_scope=scope, lp_task=scope, lp_run_log=True, lp_story=True,
                   lp_log_dir=str(log_dir) if log_dir else None)
-
-
-def story_line(scope: str, log_dir: Path | None, level: str, text: str) -> None:
-    """One line of the run's story (its summary) at `level` ("INFO", "ERROR"): written
-    straight to `_pipeline.log`, in the file format, when neither the console nor the
-    host's handlers take it (then a quiet run adds no loguru handler at all), else
-    through loguru as `run_logger(scope, log_dir)` would log it."""
-    takers = story_takers(logger.level(level).no)
-    if takers is None or any(takers):
-        run_logger(scope, log_dir).log(level, "{}", text)
-    elif log_dir is not None:
-        task_files.append_run_log(str(log_dir), task_files.run_log_line(
-            time.time(), level, scope, text))
 
 
 #: the one sink behind every task's file and the run log (statuslines writes it directly)

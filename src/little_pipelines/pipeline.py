@@ -22,7 +22,7 @@ from .errors import (
 from .fingerprint import expand_inputs
 from .folders import check_pipeline_name, defining_file, pipeline_folders
 from .freshness import Probe, current_state, expiry_reasons
-from .log import lib_logger, run_logger, story_line
+from .log import lib_logger, run_logger
 from .report import RunReport, TaskOutcome
 from .spec import (
     RunResult,
@@ -36,6 +36,7 @@ from .spec import (
     listed,
     progress_with_flags,
 )
+from .statuslines import story_line
 from .store import MISSING, Store
 from .task import Task
 

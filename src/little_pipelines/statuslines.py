@@ -15,9 +15,10 @@ task on a remote worker), every line takes loguru's way, as before.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .log import PERF, PERF_NO, story_takers, task_files
+from .log import PERF, PERF_NO, run_logger, story_takers, task_files
 from .report import Status
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 _RAN = Status.EXECUTED.symbol + " ran in {:.3f}s ({})"
 _REUSED = Status.CACHED.symbol + " reused cached result (saved {:.3f}s)"
+_LEVELS = {"INFO": 20, "ERROR": 40}  # the levels of a run's summary line
 _TOOK = "{} took {:.4f}s"  # the PERF line (captured runs; `ran` builds the same)
 
 
@@ -96,3 +98,16 @@ def story(task: Task) -> Any:
     """The task's logger for its one status line (ran, skipped, failed): the console,
     the host's handlers and the run's log get it, not the task's own file."""
     return task.logger.bind(lp_run_log=True, lp_story=True)
+
+
+def story_line(scope: str, log_dir: Path | None, level: str, text: str) -> None:
+    """One line of the run's story (its summary) at `level` ("INFO", "ERROR"): written
+    straight to `_pipeline.log`, in the file format, when neither the console nor the
+    host's handlers take it (then a quiet run adds no loguru handler at all), else
+    through loguru as `run_logger(scope, log_dir)` would log it."""
+    takers = story_takers(_LEVELS[level])
+    if takers is None or any(takers):
+        run_logger(scope, log_dir).log(level, "{}", text)
+    elif log_dir is not None:
+        task_files.append_run_log(str(log_dir), task_files.run_log_line(
+            time.time(), level, scope, text))
