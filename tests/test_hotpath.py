@@ -7,6 +7,7 @@ rests on, so it cannot quietly come back: how many loguru calls a task costs.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -167,3 +168,95 @@ def test_a_run_keeps_its_run_log_open_only_while_it_runs(pipelines, tmp_path) ->
     text = (tmp_path / "logs" / "_pipeline.log").read_text()
     assert sum("✓ ran in" in line for line in text.splitlines()) == 3
     assert text.index("| t2 | ✓ ran in") < text.index("run of 'heldlog'")  # in order
+
+
+def test_a_tasks_run_log_lines_are_written_before_its_dependants_start(
+        pipelines, tmp_path) -> None:
+    """The run log's lines are written once a group of results is committed (one write
+    a group): still before any task that depends on them starts, on every executor."""
+    import little_pipelines as lp
+
+    run_log = tmp_path / "logs" / "_pipeline.log"
+    seen: dict[str, str] = {}
+    for executor in ("sequential", "threads"):
+        p: lp.Pipeline = pipelines(f"prompt_{executor}", log_dir=tmp_path / "logs")
+        seen.clear()
+        for i in range(4):  # a fan of four, each read by the last task
+            p.task(name=f"{executor}_up{i}")(lambda: 1)
+
+        def last(this: lp.Task) -> int:
+            seen["log"] = run_log.read_text()
+            return 2
+
+        p.task(last, name=f"{executor}_last", dependencies=[f"{executor}_up{i}" for i in range(4)])
+        assert p.execute(executor=executor).ok
+        for i in range(4):
+            assert f"| INFO     | {executor}_up{i} | ✓ ran in" in seen["log"], executor
+            assert f"| PERF     | {executor}_up{i} | function '<lambda>' took" in seen["log"]
+        text = run_log.read_text()
+        assert f"| INFO     | {executor}_last | ✓ ran in" in text
+
+
+def test_a_small_atoms_record_keeps_the_preview_and_type_any_value_gets(pipelines) -> None:
+    """Ints, floats, bools and None take a shortcut to their preview and type name: the
+    record must say what the general path says (a long int's preview is cut)."""
+    import little_pipelines as lp
+    from little_pipelines.valuefiles import preview, type_name
+
+    values = {"small": 7, "negative": -12, "long": 10**60, "edge": 10**39, "real": 2.5,
+              "inf": float("inf"), "yes": True, "none": None, "text": "7"}
+    p: lp.Pipeline = pipelines("atoms")
+    for name, value in values.items():
+        p.task(name=name)(lambda value=value: value)
+    assert p.execute().ok
+    for name, value in values.items():
+        record = p.stored_preview(name)
+        assert record is not None, name
+        assert (record["preview"], record["type"]) == (preview(value), type_name(value)), name
+        assert p.get_result(name) == value
+
+
+ADDS = """
+import sys
+import loguru._logger
+import little_pipelines as lp
+
+adds = []
+_add = loguru._logger.Logger.add
+def counting(self, *args, **kwargs):
+    adds.append(kwargs.get("filter"))
+    return _add(self, *args, **kwargs)
+loguru._logger.Logger.add = counting
+
+lp.set_log_level(sys.argv[1])
+p = lp.Pipeline("quiet")
+for i in range(3):
+    p.task(name=f"t{i}", dependencies=[f"t{i - 1}"] if i else None)(lambda: 1)
+assert p.execute().ok
+print(len(adds))
+"""
+
+
+def test_a_quiet_run_adds_no_loguru_handler_and_its_run_log_keeps_the_summary(
+        tmp_path: Path) -> None:
+    """Each loguru `add` costs ~3 ms a process: a run that shows nothing and logs nothing
+    through loguru adds none; the run log still gets every line, the summary included,
+    in the file format. A run that shows its lines has its console."""
+    script = tmp_path / "adds.py"
+    script.write_text(textwrap.dedent(ADDS))
+    env = {**os.environ, "LITTLE_PIPELINES_HOME": str(tmp_path / "home")}
+
+    def adds(level: str) -> tuple[int, str]:
+        proc = subprocess.run([sys.executable, str(script), level], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return int(proc.stdout.split()[-1]), proc.stderr
+
+    quiet, printed = adds("ERROR")
+    assert (quiet, printed) == (0, "")
+    lines = (tmp_path / "home" / "quiet" / "logs" / "_pipeline.log").read_text().splitlines()
+    assert len(lines) == 3 * 2 + 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \| INFO     \| quiet \| "
+                        r"run of 'quiet': 3 executed.*", lines[-1]), lines[-1]
+    shown, printed = adds("INFO")
+    assert shown >= 1 and "run of 'quiet'" in printed and "↺ reused" in printed  # warm now

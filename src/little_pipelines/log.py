@@ -181,11 +181,16 @@ class LpLogger:
         if _own is logger:  # pragma: no cover - no core of our own: as loguru alone does
             self._world.opt(**opts).log(level, message, *args, **kwargs)
             return
-        if _state["console"] is None:  # a warning before any run (a damaged store) shows too
+        # The library's sinks are added when the first record that may need them comes
+        # (each `add` costs ~3 ms, once a process): a quiet run that logs nothing
+        # through loguru adds none (see `statuslines.story_line`).
+        shown = (no >= _state["level_no"] or self._always) and not self._file_only
+        if _state["file_sink"] is None:
+            ensure_file_sink()
+        if _state["console"] is None and shown:  # the console's filter drops the others
             ensure_console()
         self._own.opt(**opts).log(level, message, *args, **kwargs)
-        if ((no >= _state["level_no"] or self._always) and not self._file_only
-                and not _capturing() and not library_console()):
+        if shown and not _capturing() and not library_console():
             self._world.opt(**opts).log(level, message, *args, **kwargs)
 
 
@@ -200,13 +205,11 @@ lib_logger = _bound(lp_scope="little_pipelines")
 def task_logger(task: str, log_dir: Path | None) -> LpLogger:
     """A logger bound to a task: its records also go to `<log_dir>/<task>.log`
     (its PERF timings to the run's log, `<log_dir>/_pipeline.log`)."""
-    ensure_file_sink()
     return _bound(lp_scope=task, lp_task=task, lp_log_dir=str(log_dir) if log_dir else None)
 
 
 def run_logger(scope: str, log_dir: Path | None) -> LpLogger:
     """A logger for the run's story: the console, the host's handlers and `_pipeline.log`."""
-    ensure_file_sink()
     return _bound(lp_scope=scope, lp_task=scope, lp_run_log=True, lp_story=True,
                   lp_log_dir=str(log_dir) if log_dir else None)
 
@@ -247,8 +250,6 @@ def story_takers(no: int, *, story: bool = True) -> tuple[bool, bool] | None:
     right). A run asks once, not per record."""
     if _own is logger or _capturing():
         return None
-    ensure_console()
-    ensure_file_sink()
     shown = no >= _state["level_no"]
     if library_console():
         return shown and not (story and _state["hide_story"]), False
@@ -317,8 +318,7 @@ def set_log_level(level: str | int) -> None:
         level = level.upper()
     elif not isinstance(level, int) or isinstance(level, bool) or level < 0:
         raise InvalidOptionError(f"Log level must be a level name or a number >= 0, got {level!r}.")
-    ensure_console()
-    with _state_lock:
+    with _state_lock:  # the console reads it at each record (added when one is shown)
         _state["level"] = level
         _state["level_no"] = level if isinstance(level, int) else logger.level(level).no
 
@@ -334,7 +334,6 @@ def set_log_format(fmt: str | None = None) -> None:
         raise OptionTypeError(f"Log format must be a loguru format string, got {fmt!r}.")
     fmt = DEFAULT_FORMAT if fmt is None else fmt
     _try_format(fmt)
-    ensure_console()
     with _state_lock:
         _state["format"] = fmt
 

@@ -18,7 +18,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,18 @@ class TaskFiles:
             path = os.path.join(folder, safe_filename(extra["lp_task"]) + ".log")
         self.append(folder, path, str(message))
 
-    def append_run_log(self, folder: str, when: float, scope: str,
-                       lines: Iterable[tuple[str, str]]) -> None:
-        """Append records (level name, message) of `scope` made at `when` (epoch time) to
-        the run log in `folder`, formatted as `log`'s file format does, with one write."""
+    def run_log_lines(self, when: float, scope: str, perf: str, info: str) -> str:
+        """A task's PERF line and status line made at `when` (epoch time), formatted as
+        `log`'s file format does (`{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | ...`)."""
         stamp = self._stamp(when)
-        text = "".join([f"{stamp} | {level: <8} | {scope} | {message}\n"
-                        for level, message in lines])
+        return f"{stamp} | PERF     | {scope} | {perf}\n{stamp} | INFO     | {scope} | {info}\n"
+
+    def run_log_line(self, when: float, level: str, scope: str, message: str) -> str:
+        """One record of `scope` at `level` made at `when`, as `log`'s file format has it."""
+        return f"{self._stamp(when)} | {level: <8} | {scope} | {message}\n"
+
+    def append_run_log(self, folder: str, text: str) -> None:
+        """Append whole lines (see `run_log_lines`) to the run log in `folder`, one write."""
         path = self._run_logs.get(folder)
         if path is None:
             path = self._run_logs[folder] = os.path.join(folder, RUN_LOG)
@@ -75,10 +80,11 @@ class TaskFiles:
     def _stamp(self, when: float) -> str:
         """`when` as the files' `{time:YYYY-MM-DD HH:mm:ss.SSS}` (local time); the part up
         to the second is formatted once a second, not once a line."""
-        second = int(when)
-        if second != self._second[0]:
-            self._second = (second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
-        return f"{self._second[1]}.{int((when - second) * 1000):03d}"
+        second, known = int(when), self._second  # one tuple read: threads share it
+        if second != known[0]:
+            known = self._second = (
+                second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
+        return f"{known[1]}.{int((when - second) * 1000):03d}"
 
     def append(self, folder: str, path: str, text: str) -> None:
         """Append `text` (whole lines) to `path` in `folder` with one write; a folder

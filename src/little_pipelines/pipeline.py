@@ -22,7 +22,7 @@ from .errors import (
 from .fingerprint import expand_inputs
 from .folders import check_pipeline_name, defining_file, pipeline_folders
 from .freshness import Probe, current_state, expiry_reasons
-from .log import ensure_console, lib_logger, run_logger
+from .log import lib_logger, run_logger
 from .report import RunReport, TaskOutcome
 from .spec import (
     RunResult,
@@ -36,6 +36,7 @@ from .spec import (
     listed,
     progress_with_flags,
 )
+from .statuslines import story_line
 from .store import MISSING, Store
 from .task import Task
 
@@ -248,7 +249,6 @@ class Pipeline:
             self._tasks, progress), executor=executor, workers=workers, scheduler=scheduler)
         if dry_run:
             return self._walk(spec).report
-        ensure_console()
         self.failures = []
         for task in self._tasks.values():
             task.is_executed = False
@@ -263,7 +263,8 @@ class Pipeline:
             log.warning("this run was not added to the history: {}", e)
         with contextlib.suppress(OSError):  # only `lpipe history --timeline` reads it
             history.save_last_run(self._store_or_open(), timeline.as_dict(report))
-        (log.error if report.failed else log.info)("{}", report.summary())
+        story_line(self.name, self.log_dir, "ERROR" if report.failed else "INFO",
+                   report.summary())
         return report
 
     def set_forced(self, *names: str | Task) -> None:
@@ -362,7 +363,6 @@ class Pipeline:
         """
         chosen = check_names(self._tasks, names, "accept")
         self.validate()
-        ensure_console()
         store = self._store_or_open()
         probe = Probe()
         accepted = []

@@ -83,12 +83,15 @@ class Task:
         self.input_files = as_given(input_files)
         paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
-        for option, default in NEW_OPTIONS.items():
-            if option != "params":
-                setattr(self, option, new_options.get(option, default))
         self._own_params: dict[str, Any] = dict(new_options.get("params") or {})
-        check_run_options(name, self.retries, self.retry_delay, self.timeout)
-        self._check_fingerprint_options()
+        if new_options:
+            for option, default in NEW_OPTIONS.items():
+                if option != "params":
+                    setattr(self, option, new_options.get(option, default))
+            check_run_options(name, self.retries, self.retry_delay, self.timeout)
+            self._check_fingerprint_options()
+        else:  # the defaults, which pass both checks (~2 µs a task less to build)
+            self.__dict__.update(_DEFAULT_OPTIONS)
         self.pipeline: Host | None = None
         self.is_executed = False
         self.is_skipped = False
@@ -350,6 +353,9 @@ class Task:
         state["pipeline"] = None
         state["_logger"] = None
         return state
+
+
+_DEFAULT_OPTIONS = {k: v for k, v in NEW_OPTIONS.items() if k != "params"}
 
 
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:
