@@ -129,6 +129,34 @@ def test_a_store_locked_by_another_process_gives_up_naming_it_and_is_not_moved_a
     assert p.execute().cached == ["t"]
 
 
+def test_a_write_blocked_past_the_wait_fails_naming_the_holder_and_keeps_the_old_result(
+    tmp_path: Path, holder: Callable[[Path, float], subprocess.Popen[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lock taken after the store opened: the write (the store's own transaction)
+    waits the same limit, then fails with the holder's PID; nothing is lost."""
+    import pickle
+
+    from little_pipelines.fingerprint import digest_bytes
+
+    monkeypatch.setenv("LITTLE_PIPELINES_LOCK_WAIT", "0.5")
+    store = Store(tmp_path / "s")
+    old, new = pickle.dumps("old"), pickle.dumps("new")
+    store.put("t", old, {"digest": digest_bytes(old)})
+    proc = holder(tmp_path / "s" / "cache" / "cache.db", 120)
+
+    with pytest.raises(StoreError) as info:
+        store.put("t", new, {"digest": digest_bytes(new)})
+
+    assert f"PID {proc.pid}" in str(info.value) and "LITTLE_PIPELINES_LOCK_WAIT" in str(info.value)
+    proc.kill()
+    proc.wait()
+    assert store.load("t") == "old"
+    store.put("t", new, {"digest": digest_bytes(new)})  # the lock is free: the write goes through
+    assert store.load("t") == "new"
+    store.close()
+
+
 def test_a_run_waits_for_another_process_writing_saying_who_then_goes_on(
     pipelines: Callable[..., lp.Pipeline], holder: Callable[[Path, float], subprocess.Popen[str]],
     monkeypatch: pytest.MonkeyPatch,
