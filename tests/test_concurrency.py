@@ -12,6 +12,7 @@ import errno
 import hashlib
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -332,3 +333,64 @@ def test_a_task_stored_by_a_run_arriving_while_this_run_was_alone_is_reused(
     out, err = first.communicate(timeout=60)
     assert out.split() == ["slow=executed", "shared=cached", "last=executed"], err
     assert (tmp_path / "shared-runs").read_text().split() == ["other"]
+
+
+def test_a_stopped_lone_run_keeps_no_one_out_and_then_reuses_what_they_stored(
+    tmp_path: Path,
+) -> None:
+    # The first run is alone and inside `slow` when it is stopped (Ctrl-Z): its watcher
+    # cannot let anyone in. A second process must still go on (it hung, knocking), and
+    # once the first is continued it must reuse the `shared` the second stored, not run
+    # it again (its watcher missed its looks, so it is alone no more).
+    script = tmp_path / "solo.py"
+    script.write_text(_SOLO_PIPELINE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    first = subprocess.Popen([sys.executable, str(script), str(tmp_path), "first"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "slow-started").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGSTOP)
+        other = subprocess.run([sys.executable, str(script), str(tmp_path), "other"],
+                               capture_output=True, text=True, env=env, timeout=30)
+        assert other.stdout.split() == ["shared=executed"], other.stderr
+        os.kill(first.pid, signal.SIGCONT)
+        out, err = first.communicate(timeout=60)
+        assert out.split() == ["slow=executed", "shared=cached", "last=executed"], err
+        assert (tmp_path / "shared-runs").read_text().split() == ["other"]
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGCONT)
+            first.kill()
+            first.wait()
+
+
+def test_a_task_stored_by_a_run_nested_in_a_task_is_reused_not_run_again(
+    tmp_path: Path,
+) -> None:
+    # The nested run shares the outer run's store and thread, hence its SQLite
+    # connection, whose own commits `PRAGMA data_version` does not count: the outer
+    # run used to skip re-reading `shared` after taking its lock, and ran it again.
+    calls: list[str] = []
+    p = lp.Pipeline("Nested", cache_dir=tmp_path / "store")
+
+    @p.task
+    def first() -> int:
+        assert not p.execute(targets=["shared"]).failed
+        return 1
+
+    @p.task
+    def shared() -> int:
+        calls.append("shared")
+        return 2
+
+    @p.task
+    def last(first: int, shared: int) -> int:
+        return first + shared
+
+    report = p.execute()
+    assert calls == ["shared"]
+    assert report["shared"].status == "cached"
+    assert p.get_result("last") == 3

@@ -260,3 +260,22 @@ def test_a_large_value_another_process_stored_is_replaced_whole_by_a_small_one(
     assert store.keys_with("lp:file:") == []  # the large value's row went with it...
     assert list((tmp_path / "s" / "cache").rglob("*.val")) == []  # ...and its file
     store.close()
+
+
+def test_the_pipelines_cache_survives_pickling_as_a_diskcache_cache_does(tmp_path: Path) -> None:
+    # diskcache.Cache pickles as (directory, timeout, disk type) and calls __init__ with
+    # them positionally on load; the store's Cache took keyword arguments only.
+    p = lp.Pipeline("Pickled", cache_dir=tmp_path)
+
+    @p.task
+    def one() -> int:
+        return 1
+
+    p.execute()
+    copy = pickle.loads(pickle.dumps(p.cache))
+    try:
+        assert copy.directory == p.cache.directory
+        assert sorted(copy.iterkeys()) == sorted(p.cache.iterkeys())
+    finally:
+        copy.close()
+    assert p.get_result("one") == 1

@@ -114,10 +114,12 @@ class StoreCache(diskcache.Cache):
     _txn_id: int | None  # diskcache's: the thread whose transaction is open
     _opening = False  # while diskcache's __init__ runs (see `close`)
 
-    def __init__(self, directory: str, *, timeout: float, **settings: Any) -> None:
+    def __init__(self, directory: str, timeout: float = 60, disk: type = HoldingDisk,
+                 **settings: Any) -> None:
+        # diskcache's __setstate__ calls __init__(directory, timeout, disk): positional.
         self._opening = True
         try:
-            super().__init__(directory, timeout=timeout, **settings)
+            super().__init__(directory, timeout=timeout, disk=disk, **settings)
         finally:
             self._opening = False
         # The connection kept has the timeout diskcache opens with (0: it retries by hand).

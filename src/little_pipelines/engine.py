@@ -180,13 +180,13 @@ class Run:
         """The task's lock is ours: re-decide from its record, which another run may have
         stored meanwhile (then reused instead of computed twice)."""
         name = job.task.name
-        # Read the record again even when the lock was free: another run may have
-        # stored this task after this run read the records (re-reading only after
-        # waiting was rejected: a run that finished the task just before this one
-        # asked for the lock would have it run twice). When no other run can have
-        # begun since (solo), or no other process wrote to the store, skip the read.
+        # Read the record again even when the lock was free: another run may have stored
+        # this task after this run read the records (only after waiting was rejected: a
+        # run that finished it just before this one asked for the lock ran it twice).
+        # Skip it if no other run can have begun (solo), or none here did and none wrote.
         try:
-            fresh = self.locks.solo or self.store.untouched_by_others()
+            locks = self.locks
+            fresh = locks.solo or (locks.alone_here() and self.store.untouched_by_others())
             record = job.record if fresh else self.store.record(name)
         except OSError:
             record = job.record

@@ -32,6 +32,13 @@ until it lets it in. A run arriving then knocks (a shared lock on a second byte)
 and waits; the lone run's watcher thread sees the knock within ~20 ms, turns its
 exclusive lock into a shared one and re-reads records as before from then on.
 A second run in the same process ends the first one's solitude the same way.
+A lone run that cannot answer (stopped with Ctrl-Z, or its watcher kept from the
+GIL) must not keep others out: a run arriving waits at most `_PATIENCE` (1 s),
+then goes on, knocking until it ends; and a lone run trusts its solitude only
+while its watcher looked for knocks less than half that long ago, and gives it
+up for good once the watcher was held up that long. A run that went on without
+being let in can therefore only store a task once the lone run has stopped
+trusting it (see `_watch`).
 
 Forked workers do not inherit record locks, which is why only the driver takes
 them. A file system without record locks (some network mounts: ENOLCK) is
@@ -67,12 +74,26 @@ _bytes: dict[tuple[str, int], int] = {}
 _unlockable: set[str] = set()  # lock files on file systems without record locks (warned once)
 #: runs of this process between `begin` and `close`, by lock file
 _begun: dict[str, int] = {}
-#: lock files this process alone uses (its exclusive presence lock) -> stops its watcher
-_solo: dict[str, threading.Event] = {}
+#: runs of this process begun so far, by lock file (see `TaskLocks.alone_here`)
+_generation: dict[str, int] = {}
 
 _PRESENCE = 1 << 62  # the byte a run locks while it runs: beyond every task's (< 2**62)
 _KNOCK = _PRESENCE + 1  # the byte a run arriving locks while it waits for a lone run
 _WATCH = 0.02  # seconds between a lone run's looks for a knock
+_PATIENCE = 1.0  # seconds a run arriving waits to be let in before it goes on knocking
+_TRUST = _PATIENCE / 2  # a lone run whose watcher was held up this long is alone no more
+
+
+class _Lone:
+    """A lone run's watcher: `beat` is when it last found no knock (monotonic)."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.beat = time.monotonic()
+
+
+#: lock files this process alone uses (its exclusive presence lock) -> its watcher
+_solo: dict[str, _Lone] = {}
 
 
 class Held:
@@ -97,21 +118,33 @@ class TaskLocks:
         self._key = os.path.abspath(self.path)
         self._open = False
         self._begun = False
+        self._knocking = False  # went on without being let in: knocks until `close`
+        self._generation = 0
 
     @property
     def solo(self) -> bool:
         """Whether this run's process is the only one using the store since the run
         began, with no other run of its own: then no run stored a task's record since
-        this one read them (read the flag after taking the task's lock)."""
-        return self._key in _solo
+        this one read them (read the flag after taking the task's lock). False once its
+        watcher has not looked for knocks for `_TRUST`: a run arriving may have gone on."""
+        lone = _solo.get(self._key)
+        return lone is not None and time.monotonic() - lone.beat < _TRUST
+
+    def alone_here(self) -> bool:
+        """Whether no other run of this process has begun on this store since this one.
+        A run nested in a task of this one (on the same thread, hence the same SQLite
+        connection, whose own commits `PRAGMA data_version` does not count) may have
+        stored a task meanwhile."""
+        return _generation.get(self._key, 0) == self._generation
 
     def begin(self) -> None:
         """Say this run is here, before it reads the records; wait while a lone run of
         another process lets it in. Runs that store results call this; `close` ends it."""
-        if fcntl is None or self._begun:
+        if self._begun:
             return
         with _table_lock:
-            if self._key in _unlockable:
+            self._generation = _generation[self._key] = _generation.get(self._key, 0) + 1
+            if fcntl is None or self._key in _unlockable:
                 return
             fd = self._file()
             self._begun = True
@@ -127,16 +160,17 @@ class TaskLocks:
                         self._no_locks(e)
                         return
                 else:
-                    stop = _solo[self._key] = threading.Event()
-                    threading.Thread(target=_watch, args=(self._key, fd, stop), daemon=True,
+                    lone = _solo[self._key] = _Lone()
+                    threading.Thread(target=_watch, args=(self._key, fd, lone), daemon=True,
                                      name="lp-lock-watch").start()
                     return
         self._join(fd)
 
     def _join(self, fd: int) -> None:
-        """Take the shared presence lock, knocking while a lone run holds it exclusively."""
+        """Take the shared presence lock, knocking while a lone run holds it exclusively;
+        after `_PATIENCE` go on without it, knocking until `close` (see the docstring)."""
         assert fcntl is not None
-        knocked, since, said = False, time.monotonic(), 0.0
+        knocked, since = False, time.monotonic()
         try:
             while True:
                 with _table_lock:
@@ -148,19 +182,19 @@ class TaskLocks:
                             self._no_locks(e)
                             return
                         if not knocked:
-                            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _KNOCK)
+                            _knock(self._key, fd, +1)
                             knocked = True
-                now = time.monotonic()
-                if now - since > 1 and now - said >= 10:  # a lone run that does not answer
-                    said = now
-                    lib_logger.bind(lp_console=True).warning(
-                        "waiting for the run with PID {} to let this run use the store {}",
-                        _lock_owner(fd, _PRESENCE), self.path.parent)
+                if time.monotonic() - since > _PATIENCE:  # a lone run that does not answer
+                    lib_logger.debug("the run with PID {} using the store {} did not answer "
+                                     "in {} s; this run goes on", _lock_owner(fd, _PRESENCE),
+                                     self.path.parent, _PATIENCE)
+                    self._knocking, knocked = True, False  # knock on until `close`
+                    return
                 time.sleep(0.005)
         finally:  # let in, or interrupted while waiting: knock no more
             if knocked:
                 with _table_lock:
-                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, _KNOCK)
+                    _knock(self._key, fd, -1)
 
     def try_acquire(self, task: str) -> Held | None:
         """Take the task's lock if it is free; None if another run (here or elsewhere) holds it."""
@@ -210,11 +244,14 @@ class TaskLocks:
                 self._begun = False
                 left = _begun.get(self._key, 1) - 1
                 _begun[self._key] = left
+                if self._knocking:
+                    self._knocking = False
+                    _knock(self._key, _files[self._key][0], -1)
                 if not left:
                     del _begun[self._key]
-                    stop = _solo.pop(self._key, None)
-                    if stop is not None:
-                        stop.set()
+                    lone = _solo.pop(self._key, None)
+                    if lone is not None:
+                        lone.stop.set()
                     if fcntl is not None and self._key not in _unlockable:
                         fcntl.lockf(_files[self._key][0], fcntl.LOCK_UN, 1, _PRESENCE)
             if self._open:
@@ -283,32 +320,60 @@ class TaskLocks:
 _files: dict[str, list[int]] = {}
 
 
+#: lock file -> how many runs of this process knock on it (the lock is the process's)
+_knocks: dict[str, int] = {}
+
+
+def _knock(key: str, fd: int, change: int) -> None:
+    """Count a run of this process that starts (+1) or stops (-1) knocking; the knock
+    byte is locked while any does (a lock is the process's: one run must not lift
+    another's knock). Caller holds _table_lock."""
+    assert fcntl is not None
+    count = _knocks[key] = _knocks.get(key, 0) + change
+    if change > 0 and count == 1:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _KNOCK)
+    elif count == 0:
+        del _knocks[key]
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, _KNOCK)
+
+
 def _share(key: str, fd: int) -> None:
     """This process's lone run is alone no more: its exclusive presence lock becomes a
     shared one (at once: no one else can hold that byte) and its watcher stops. Caller
     holds _table_lock."""
-    stop = _solo.pop(key, None)
-    if stop is not None:
-        stop.set()
+    lone = _solo.pop(key, None)
+    if lone is not None:
+        lone.stop.set()
         assert fcntl is not None
         fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, _PRESENCE)
 
 
-def _watch(key: str, fd: int, stop: threading.Event) -> None:
-    """A lone run's watcher: when a run of another process knocks, let it in."""
-    while not stop.wait(_WATCH):
-        if _lock_owner(fd, _KNOCK) is not None:
+def _watch(key: str, fd: int, lone: _Lone) -> None:
+    """A lone run's watcher: when a run of another process knocks, let it in.
+
+    A run that knocked goes on after `_PATIENCE` without being let in only if no look
+    here fell in that time; so a look that comes `_TRUST` or more after the previous
+    one gives solitude up for good instead (a run may have gone on and stored tasks,
+    and even ended: its knock gone). `solo` reads `beat` the same way."""
+    while not lone.stop.wait(_WATCH):
+        now = time.monotonic()
+        if now - lone.beat >= _TRUST or _lock_owner(fd, _KNOCK) is not None:
             with _table_lock:
-                if _solo.get(key) is stop:
+                if _solo.get(key) is lone:
                     _share(key, fd)
             return
+        lone.beat = now  # no knock as of `now`: measured before the look
 
 
 def _forget_after_fork() -> None:
     # A forked child holds none of its parent's record locks: it is no lone run, and a
-    # run it begins joins as a run of another process.
+    # run it begins joins as a run of another process. The table's lock is made anew:
+    # a watcher thread may have held it at the fork, and it does not exist in the child.
+    global _table_lock
+    _table_lock = threading.Lock()
     _solo.clear()
     _begun.clear()
+    _knocks.clear()
 
 
 if hasattr(os, "register_at_fork"):
