@@ -312,3 +312,29 @@ def test_equal_sets_from_process_workers_stop_reruns(pipelines, tmp_path: Path  
     assert set(p.execute(executor="processes").executed) == {"words", "counted"}
     mode.write_text("grown")
     assert p.execute(executor="processes").executed == ["words"]  # an equal set: cut off
+
+
+def test_records_keep_plain_tuple_stamps_and_named_ones_still_reuse(pipelines, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                                     ) -> None:
+    from little_pipelines.fingerprint import CodeStamp
+
+    data = tmp_path / "data.txt"
+    data.write_text("3")
+    p = pipelines("plain_stamps", code="function")
+
+    @p.task(input_files=[str(data)])
+    def read():
+        return int(data.read_text())
+
+    p.execute()
+    store = p._store_or_open()
+    record = store.record("read")
+    stamps = [*record["code"].values(), *record["inputs"].values()]
+    assert stamps and all(type(s) is tuple for s in stamps)  # no class to look up on load
+    # as records were written before: named stamps, pickled by class reference
+    named = dict(record, code={k: CodeStamp(*s) for k, s in record["code"].items()},
+                 inputs={k: FileStamp(*s) for k, s in record["inputs"].items()})
+    store.put("read", store.load_blob("read"), named)
+    assert p.execute().executed == []  # they compare equal: no rerun
+    data.write_text("4")
+    assert p.execute().executed == ["read"] and p.get_result("read") == 4
