@@ -183,7 +183,7 @@ class TaskLocks:
                             return
                         if not knocked:
                             _knock(self._key, fd, +1)
-                            knocked = True
+                            knocked, since = True, time.monotonic()  # patience from the knock
                 if time.monotonic() - since > _PATIENCE:  # a lone run that does not answer
                     lib_logger.debug("the run with PID {} using the store {} did not answer "
                                      "in {} s; this run goes on", _lock_owner(fd, _PRESENCE),
