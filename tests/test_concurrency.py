@@ -312,36 +312,16 @@ print(" ".join(f"{o.name}={o.status}" for o in report), flush=True)
 """
 
 
+@pytest.mark.parametrize("stopped", [False, True], ids=["running", "stopped"])
 def test_a_task_stored_by_a_run_arriving_while_this_run_was_alone_is_reused(
-    tmp_path: Path,
+    tmp_path: Path, stopped: bool,
 ) -> None:
     # The first run is alone (it skips re-reading records after taking a task's lock)
     # when a second process starts, stores `shared` and leaves while the first is still
     # inside `slow`: the first must see that record and not run `shared` again.
-    script = tmp_path / "solo.py"
-    script.write_text(_SOLO_PIPELINE)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    first = subprocess.Popen([sys.executable, str(script), str(tmp_path), "first"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 30
-    while not (tmp_path / "slow-started").exists():
-        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
-        time.sleep(0.01)
-    other = subprocess.run([sys.executable, str(script), str(tmp_path), "other"],
-                           capture_output=True, text=True, env=env, timeout=60)
-    assert other.stdout.split() == ["shared=executed"], other.stderr
-    out, err = first.communicate(timeout=60)
-    assert out.split() == ["slow=executed", "shared=cached", "last=executed"], err
-    assert (tmp_path / "shared-runs").read_text().split() == ["other"]
-
-
-def test_a_stopped_lone_run_keeps_no_one_out_and_then_reuses_what_they_stored(
-    tmp_path: Path,
-) -> None:
-    # The first run is alone and inside `slow` when it is stopped (Ctrl-Z): its watcher
-    # cannot let anyone in. A second process must still go on (it hung, knocking), and
-    # once the first is continued it must reuse the `shared` the second stored, not run
-    # it again (its watcher missed its looks, so it is alone no more).
+    # Stopped (Ctrl-Z) inside `slow`, its watcher cannot let anyone in: the second must
+    # still go on (it hung, knocking), and the first, continued, is alone no more (its
+    # watcher missed its looks), so it still reuses `shared`.
     script = tmp_path / "solo.py"
     script.write_text(_SOLO_PIPELINE)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -352,11 +332,13 @@ def test_a_stopped_lone_run_keeps_no_one_out_and_then_reuses_what_they_stored(
         while not (tmp_path / "slow-started").exists():
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.01)
-        os.kill(first.pid, signal.SIGSTOP)
+        if stopped:
+            os.kill(first.pid, signal.SIGSTOP)
         other = subprocess.run([sys.executable, str(script), str(tmp_path), "other"],
                                capture_output=True, text=True, env=env, timeout=30)
         assert other.stdout.split() == ["shared=executed"], other.stderr
-        os.kill(first.pid, signal.SIGCONT)
+        if stopped:
+            os.kill(first.pid, signal.SIGCONT)
         out, err = first.communicate(timeout=60)
         assert out.split() == ["slow=executed", "shared=cached", "last=executed"], err
         assert (tmp_path / "shared-runs").read_text().split() == ["other"]
