@@ -321,7 +321,7 @@ class Pipeline:
     def get_result(self, name: str | Task, default: Any = None) -> Any:
         """The task's result: from the current run (current by construction), else
         from the store unless expired (as the original), else `default`."""
-        key = self.get_task(name).name
+        key = name if type(name) is str and name in self._tasks else self.get_task(name).name
         if self._run is not None:
             value = self._run.value(key)
         else:

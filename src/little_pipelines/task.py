@@ -151,7 +151,7 @@ class Task:
     def dependency_names(self, known: Mapping[str, Any] | None = None) -> list[str]:
         """Declared dependencies plus, in the function form, parameters naming known tasks."""
         names = list(self._declared_deps)
-        if known is not None:
+        if known is not None and self._params:
             names += [p for p in self._params if p in known and p not in names]
         return names
 
@@ -241,6 +241,8 @@ class Task:
             # `main_call` with the task's status line (one record, see statuslines).
             if fn is None:
                 return self._processes["run"](self)
+            if not self._params:  # fn() or fn(this): no arguments to gather
+                return fn(self) if self._wants_this else fn()
             kwargs = {p: inputs[p] if p in inputs else params[p]
                       for p in self._params if p in inputs or p in params}
             return fn(self, **kwargs) if self._wants_this else fn(**kwargs)

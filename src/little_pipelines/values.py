@@ -65,8 +65,11 @@ class RunValues:
     def value(self, name: str) -> Any:
         """A fresh copy of a task's result, or MISSING."""
         blob = self._blobs.get(name)
-        if blob is not None:
-            return unpickle(name, blob)
+        if blob is not None:  # bytes (see `keep`): `unpickle` inlined, a call less a task
+            try:
+                return pickle.loads(blob)
+            except (AttributeError, ImportError) as e:
+                raise _class_gone(name, e) from None
         try:
             found = self._store.load(name, self._digests.get(name))
         except (AttributeError, ImportError) as e:
