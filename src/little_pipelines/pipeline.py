@@ -143,7 +143,7 @@ class Pipeline:
 
         def decorate(f: Callable[..., Any]) -> Task:
             t = Task.from_function(f, name=name, **options)
-            self.add(t)
+            self._add_one(t)
             return t
 
         return decorate(fn) if fn is not None else decorate
