@@ -189,6 +189,8 @@ class Task:
             except ValueError:
                 return []
             return []
+        if not self._params:  # fn() or fn(this): no parameter to check
+            return []
         params = self.params
         return [
             f"Task {self.name!r}: parameter {p!r} of {self._function.__name__}() names no task "
@@ -220,7 +222,8 @@ class Task:
         if self.pipeline is None:
             return None
         tasks = self.pipeline.tasks_by_name()
-        return {n: tasks[n] for n in self.dependency_names(tasks) if n in tasks}
+        names = self.dependency_names(tasks) if self._params else self._declared_deps
+        return {n: tasks[n] for n in names if n in tasks}
 
     @dependencies.setter
     def dependencies(self, value: Iterable[str | Task] | None) -> None:

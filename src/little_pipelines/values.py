@@ -87,7 +87,10 @@ class RunValues:
 
     def for_function(self, task: Task) -> dict[str, Any]:
         """Upstream values for a function-form task's parameters, loaded only now."""
-        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in task.argument_names}
+        wanted = task.argument_names
+        if not wanted:  # fn(this) or a classic task: it asks for what it needs itself
+            return {}
+        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in wanted}
 
     def for_worker(self, task: Task) -> dict[str, Any]:
         """Every dependency's pickled value (or its `ValueFile`), for a task that runs

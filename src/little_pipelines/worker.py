@@ -70,7 +70,10 @@ class Outcome:
 
     @property
     def duration(self) -> float:
-        return sum(a.duration for a in self.attempts)
+        attempts = self.attempts
+        if len(attempts) == 1:  # most outcomes: no generator to sum one number
+            return attempts[0].duration
+        return sum(a.duration for a in attempts)
 
     @property
     def error(self) -> str:
