@@ -63,6 +63,12 @@ class Task:
         hash_inputs: False leaves the input files out of the fingerprint.
     """
 
+    # Class attributes set below the class (`_SHARED`), each task's own once given.
+    _function: Callable[..., Any] | None
+    _params: tuple[str, ...]
+    _required: frozenset[str]
+    _wants_this: bool
+
     def __init__(
         self,
         name: str,
@@ -87,9 +93,15 @@ class Task:
         self._own_params: dict[str, Any] = (
             dict(new_options.get("params") or {}) if new_options else {})
         self._processes: dict[str, Callable[..., Any]] = {}
-        # The defaults of the options and of the per-pipeline and function-form state,
-        # in one update (one setattr each cost ~0.6 µs a task to build).
-        self.__dict__.update(_DEFAULTS)
+        self.pipeline: Host | None = None
+        self.is_executed = False
+        self.is_skipped = False
+        self._logger: Any = None
+        # The options' and the function form's defaults are class attributes (see
+        # _SHARED): a value given lands in the task's own __dict__. A subclass's own
+        # class attributes of those names are overridden, as they always were.
+        if type(self) is not Task:
+            self.__dict__.update(_SHARED)
         if new_options:
             for option in NEW_OPTIONS:
                 if option != "params" and option in new_options:
@@ -97,14 +109,6 @@ class Task:
             check_run_options(name, self.retries, self.retry_delay, self.timeout)
             self._check_fingerprint_options()
         # else: the options' defaults, which pass both checks
-        self.pipeline: Host | None
-        self.is_executed: bool
-        self.is_skipped: bool
-        self._function: Callable[..., Any] | None
-        self._params: tuple[str, ...]
-        self._required: frozenset[str]
-        self._wants_this: bool
-        self._logger: Any
 
     # -- declaring -----------------------------------------------------------
     def process(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,7 +118,7 @@ class Task:
                 f"Task {self.name!r}: @task.process decorates a function, got {fn!r}."
             )
         pname = fn.__name__
-        if pname != "run" and hasattr(type(self), pname):
+        if pname != "run" and hasattr(type(self), pname) and pname not in _SHARED:
             raise TaskDefinitionError(
                 f"Task {self.name!r}: a process cannot be named {pname!r}, which is a Task "
                 f"attribute; rename the function."
@@ -143,8 +147,7 @@ class Task:
         task._required = required
         task._processes["run"] = _run_from_pipeline  # a function, not a bound method: no cycle
         # functools.update_wrapper(task, fn, updated=()) without its per-name setattr:
-        # Task defines none of these names, so they land in the instance's __dict__
-        # all the same.
+        # Task defines none of these names, so they land in the task's __dict__ all the same.
         own = task.__dict__
         for attr in functools.WRAPPER_ASSIGNMENTS:
             value = getattr(fn, attr, _ABSENT)
@@ -366,12 +369,16 @@ class Task:
 
 _ABSENT = object()  # what getattr() answers for an attribute a function lacks
 
-#: What every Task starts with (immutable values only: it is shared by every task).
-_DEFAULTS: dict[str, Any] = {
+#: Defaults every Task shares as class attributes (immutable values): the options' and a
+#: classic task's function-form state. Copied into each task they made it ~1 KB and ~1 µs
+#: bigger and slower to build. `process` may take their names, as it always could.
+_SHARED: dict[str, Any] = {
     **{k: v for k, v in NEW_OPTIONS.items() if k != "params"},
-    "pipeline": None, "is_executed": False, "is_skipped": False, "_function": None,
-    "_params": (), "_required": frozenset(), "_wants_this": False, "_logger": None,
+    "_function": None, "_params": (), "_required": frozenset(), "_wants_this": False,
 }
+for _name, _value in _SHARED.items():
+    assert not hasattr(Task, _name), _name  # a default must not hide a Task attribute
+    setattr(Task, _name, _value)
 
 
 def _run_from_pipeline(this: Task) -> Any:
