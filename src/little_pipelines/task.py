@@ -63,12 +63,6 @@ class Task:
         hash_inputs: False leaves the input files out of the fingerprint.
     """
 
-    # Class attributes set below the class (`_SHARED`), each task's own once given.
-    _function: Callable[..., Any] | None
-    _params: tuple[str, ...]
-    _required: frozenset[str]
-    _wants_this: bool
-
     def __init__(
         self,
         name: str,
@@ -134,27 +128,31 @@ class Task:
         if not callable(fn):
             raise TaskDefinitionError(f"A function-form task wraps a function, got {fn!r}.")
         task = cls(name or fn.__name__, **kwargs)
+        task._wrap(fn)
+        return task
+
+    def _wrap(self, fn: Callable[..., Any]) -> None:
+        """Become the function-form task of `fn` (a classic task's defaults: `_SHARED`)."""
         wants_this, params, required, bad = _shape(fn)
         if bad is not None:
             raise TaskDefinitionError(
-                f"Task {task.name!r}: parameter {bad[0]!r} of {fn.__name__}() is "
+                f"Task {self.name!r}: parameter {bad[0]!r} of {fn.__name__}() is "
                 f"{bad[1]}; function-form tasks take named parameters only, "
                 f"each named after the upstream task whose result it receives."
             )
-        task._wants_this = wants_this
-        task._function = fn
-        task._params = params
-        task._required = required
-        task._processes["run"] = _run_from_pipeline  # a function, not a bound method: no cycle
-        # functools.update_wrapper(task, fn, updated=()) without its per-name setattr:
+        self._wants_this: bool = wants_this
+        self._function: Callable[..., Any] | None = fn
+        self._params: tuple[str, ...] = params
+        self._required: frozenset[str] = required
+        self._processes["run"] = _run_from_pipeline  # a function, not a bound method: no cycle
+        # functools.update_wrapper(self, fn, updated=()) without its per-name setattr:
         # Task defines none of these names, so they land in the task's __dict__ all the same.
-        own = task.__dict__
+        own = self.__dict__
         for attr in functools.WRAPPER_ASSIGNMENTS:
             value = getattr(fn, attr, _ABSENT)
             if value is not _ABSENT:
                 own[attr] = value
         own["__wrapped__"] = fn
-        return task
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call a function-form task's function directly (handy in tests)."""
@@ -387,7 +385,7 @@ def _run_from_pipeline(this: Task) -> Any:
     if host is None:
         return this.invoke({})
     known = host.tasks_by_name()
-    return this.invoke({p: host.get_result(p) for p in this._params if p in known})
+    return this.invoke({p: host.get_result(p) for p in this.argument_names if p in known})
 
 
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:
