@@ -312,7 +312,24 @@ def short_repr(value: Any, limit: int = 200) -> str:
 
 def combine(*parts: Any) -> str:
     """The digest of tagged parts: tuples of strings, numbers and nested tuples."""
-    return HASH(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return combine_repr(repr(parts))
+
+
+def combine_repr(text: str) -> str:
+    """`combine`'s digest of the parts whose repr is `text`, built by hand: a state's
+    parts were built as tuples only for their repr (~2 µs a task, most of it the
+    recursion guard `repr` takes for each tuple). Same text, same digest."""
+    return HASH(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def pairs_repr(pairs: Mapping[Any, Any]) -> str:
+    """`repr(tuple(sorted(pairs.items())))` for keys that sort alone (a dict's: unique)."""
+    if not pairs:
+        return "()"
+    if len(pairs) == 1:
+        for key, value in pairs.items():
+            return f"(({key!r}, {value!r}),)"
+    return "(" + ", ".join([f"({key!r}, {pairs[key]!r})" for key in sorted(pairs)]) + ")"
 
 
 def expand_inputs(specs: Iterable[str | os.PathLike[str]], *, task: str) -> list[str]:
