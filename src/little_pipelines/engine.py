@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 _WILL_RUN = "<will run>"  # a plan's stand-in digest for a task that would run
 _POLL = 0.05  # seconds between tries of a task lock another run holds
 _SAY_EVERY = 10.0  # seconds between "waiting for task X" lines
+_FORCED = Reason("forced")  # frozen: one serves every forced task
 
 
 class Run:
@@ -329,7 +330,7 @@ class Run:
             return None
         self.states[name] = state
         forced = opts.force_all or name in opts.force
-        reasons = [Reason("forced")] if forced else reasons_to_run(
+        reasons = [_FORCED] if forced else reasons_to_run(
             task, record, state, run_id=self.run_id
         )
         if not reasons and not waiting:

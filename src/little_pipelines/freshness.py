@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 # invalidate cleanly instead of comparing apples with pears.
 SCHEMA = 2  # 2: xxh3_128 digests instead of sha256
 _CLOCK_SKEW = 1.0  # seconds a record may lie "in the future" before the clock counts as moved back
+#: The reason of every task that has no record yet (reasons are frozen: one serves all).
+NO_RESULT = Reason("no_result")
 
 
 @dataclass
@@ -190,7 +192,7 @@ def reasons_to_run(
     `now` (an aware datetime) defaults to the clock, read only when the expiry is
     what decides (a task with no record or another fingerprint never needs it)."""
     if record is None:
-        return [Reason("no_result")]
+        return [NO_RESULT]
     if _made_from(record, state) or record.get("fingerprint") == state.fingerprint:
         return expiry_reasons(record, run_id=run_id, now=now)
     reasons = _code_changes(record.get("code", {}), state.code, state.code_notes)

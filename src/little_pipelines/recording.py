@@ -266,7 +266,7 @@ class Recorder:
         self.values.keep(task.name, u.pickled.blob)  # None for a large value: read from its file
         self.add(TaskOutcome(task.name, "executed", tuple(u.job.reasons), u.duration,
                              attempts=u.attempts))
-        self.lines.ran(task, u.duration, u.took, "; ".join(map(str, u.job.reasons)))
+        self.lines.ran(task, u.duration, u.took, "; ".join(u.record["reasons"]))
 
     @staticmethod
     def _unpicklable(kind: str, error: str) -> str:

@@ -65,7 +65,13 @@ class Reason:
     detail: str = ""
 
     def __str__(self) -> str:
-        return REASON_TEXT[self.kind].format(subject=self.subject, detail=self.detail)
+        # Made once (a task's reasons go into its record, its status line and the
+        # run's timeline), kept in the instance's dict: the fields are frozen.
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = REASON_TEXT[self.kind].format(subject=self.subject, detail=self.detail)
+            self.__dict__["_text"] = text
+        return text
 
 
 class Status(StrEnum):
@@ -205,7 +211,7 @@ class TaskOutcome:
 
     @property
     def why(self) -> str:
-        return "; ".join(str(r) for r in self.reasons)
+        return "; ".join([str(r) for r in self.reasons])
 
 
 @dataclass
