@@ -111,6 +111,7 @@ class CodeIndex:
         self._sources: dict[str, Source | None] = {}
         self._stamps: dict[Any, tuple[str, FileStamp | CodeStamp]] = {}
         self._interactive: dict[str, bool] = {}
+        self._in_files: dict[Any, tuple[str, FileStamp | CodeStamp] | None] = {}
         # Each object's pieces once per run, however many tasks reach it (the object is
         # held, so its id cannot be reused within the run).
         self._visits: dict[Any, tuple[Any, list[tuple[str, Piece]], list[Any]]] = {}
@@ -137,6 +138,16 @@ class CodeIndex:
                     self._stamps[("file", path)] = memo
             self._stamps[fn] = memo
         return memo
+
+    def file_stamp(self, fn: Callable[..., Any], old: Mapping[str, Any]
+                   ) -> tuple[str, FileStamp | CodeStamp] | None:
+        """Module mode: `stamp` of a function defined in a file, None for a notebook
+        cell's (it counts by its own code: `pieces`); one look-up a task."""
+        try:
+            return self._in_files[fn]
+        except KeyError:
+            memo = self._in_files[fn] = None if self.interactive(fn) else self.stamp(fn, old)
+            return memo
 
     def interactive(self, fn: Callable[..., Any]) -> bool:
         """`is_interactive`, once per file per run (it looks for the file on disk)."""
@@ -326,11 +337,15 @@ def code_state(task: TaskCode, index: CodeIndex, old: Mapping[str, Any]
         return stamps, texts, notes
     functions = task.code_functions()
     if code_mode(task) != "function":  # the defining files, except for notebook cells
-        cells = [f for f in functions if index.interactive(f)]
+        cells = []
         for fn in functions:
-            if fn not in cells:
-                path, stamp = index.stamp(fn, old)
-                stamps[path] = stamp
+            found = index.file_stamp(fn, old)
+            if found is None:
+                cells.append(fn)
+            else:
+                stamps[found[0]] = found[1]
+        if not cells:
+            return stamps, texts, notes
         functions = cells
     for key, piece in index.pieces(functions).items():
         stamps[key] = CodeStamp(piece.kind, piece.digest)
