@@ -216,7 +216,7 @@ class Run:
         assert backend is not None
         delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
             task.retry_delay]
-        call = Call(task.retries, tuple(delays), task.timeout, params=self.spec.params[task.name])
+        call = Call(task.retries, tuple(delays), task.timeout, False, self.spec.params[task.name])
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])

@@ -17,7 +17,6 @@ Executors never touch the cache; the driver stores what comes back.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import pickle
@@ -275,7 +274,7 @@ def call_pickled(payload: bytes, blobs: Mapping[str, bytes], call: Call) -> Outc
 
 
 def _remote(call: Call) -> Call:
-    return dataclasses.replace(call, remote=True)
+    return call._replace(remote=True)
 
 
 def _unpickle(blobs: Mapping[str, Any]) -> dict[str, Any]:
