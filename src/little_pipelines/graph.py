@@ -58,15 +58,14 @@ def order(deps: Mapping[str, Sequence[str]]) -> list[str]:
     comes next, so the order is deterministic and reads like the pipeline's
     definition. Raises `graphlib.CycleError` on a cycle; call `check` first.
     """
-    known = _known(deps)
-    ready = Ready(list(deps), known)
+    ready = Ready(list(deps), deps)  # (it ignores unknown names and repeated edges)
     result: list[str] = []
     while ready:
         name = ready.pop()
         result.append(name)
         ready.done(name)
     if len(result) < len(deps):  # what is left waits on itself
-        _sorter(known).prepare()  # raises CycleError with the cycle's path
+        _sorter(_known(deps)).prepare()  # raises CycleError with the cycle's path
     return result
 
 
@@ -86,12 +85,14 @@ class Ready:
         self._index = {name: i for i, name in enumerate(self._names)}
         self._missing = [0] * len(self._names)  # dependencies not done yet, by index
         self._below: list[list[int]] = [[] for _ in self._names]  # dependants, by index
+        index, missing, below = self._index, self._missing, self._below
         for i, name in enumerate(self._names):
-            for need in dict.fromkeys(deps[name]):
-                j = self._index.get(need)
+            needs = deps[name]
+            for need in dict.fromkeys(needs) if len(needs) > 1 else needs:
+                j = index.get(need)
                 if j is not None:
-                    self._missing[i] += 1
-                    self._below[j].append(i)
+                    missing[i] += 1
+                    below[j].append(i)
         self._heap = [i for i, missing in enumerate(self._missing) if not missing]  # sorted
         self.left = len(self._names)
         self._held: set[int] = set()  # finished, not done yet (see `hold`)

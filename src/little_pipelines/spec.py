@@ -132,14 +132,15 @@ def build_spec(
     params: dict[str, dict[str, Any]] = {}
     for n in selected:  # fixed for the run, and travelling with the task to workers
         task = tasks[n]
-        params[n] = task.params
-        check_params(task, params[n])
+        params[n] = fixed = task.params
+        if fixed:
+            check_params(task, fixed)
         check_expiry(task)
-    inputs = {
-        n: expand_inputs(t.input_paths, task=n) if t.hash_inputs and n not in skipped else []
-        for n in selected
-        for t in (tasks[n],)
-    }
+    inputs: dict[str, list[str]] = {}
+    for n in selected:
+        task = tasks[n]
+        paths = task.input_paths if task.hash_inputs and n not in skipped else None
+        inputs[n] = expand_inputs(paths, task=n) if paths else []
     return RunSpec(
         name=name, tasks=tasks, deps=deps, selected=selected, inputs=inputs, params=params,
         store=store, lock_dir=lock_dir, force_all=bool(selection.force), force=forced,
