@@ -93,19 +93,21 @@ class State:
         self.__dict__["_fingerprint"] = digest = combine_repr(text + ")")
         return digest
 
-    def record_fields(self) -> dict[str, Any]:
-        """What a record keeps of the state (to compare with, and to explain from)."""
+    def record_fields(self, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What a record keeps of the state (to compare with, and to explain from),
+        added to `record` (a new record's first fields: no dict made to be merged)."""
         # Stamps go in as the plain tuples they equal: a named tuple is pickled by
         # class reference and looked up again on every load (~3 µs of each record's
         # ~8 µs dumps+loads); every reader indexes stamps, as old records need anyway.
-        return {
-            "fingerprint": self.fingerprint,
-            "code": {key: tuple(stamp) for key, stamp in self.code.items()},
-            "inputs": {path: tuple(stamp) for path, stamp in self.inputs.items()},
-            "upstream": self.upstream, "params": self.params, "sources": self.sources,
-            "code_notes": self.code_notes, "params_text": self.params_text,
-            "sources_text": self.sources_text,
-        }
+        out: dict[str, Any] = {} if record is None else record
+        inputs = self.inputs
+        out["fingerprint"] = self.fingerprint
+        out["code"] = {key: tuple(stamp) for key, stamp in self.code.items()}
+        out["inputs"] = {path: tuple(stamp) for path, stamp in inputs.items()} if inputs else {}
+        out["upstream"], out["params"], out["sources"] = self.upstream, self.params, self.sources
+        out["code_notes"], out["params_text"] = self.code_notes, self.params_text
+        out["sources_text"] = self.sources_text
+        return out
 
 
 class Probe:
@@ -321,7 +323,7 @@ def inputs_after_run(state: State, task: Task) -> State:
     later run reuse that result once the file is changed back; a stamp that
     matches no file makes the next run redo the task.
     """
-    changed = changed_since(state.inputs)
+    changed = changed_since(state.inputs) if state.inputs else None
     if not changed:
         return state
     task.logger.warning(

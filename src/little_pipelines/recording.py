@@ -316,20 +316,18 @@ class Recorder:
             self.fail(task, f"its expire_results policy failed: {type(e).__name__}: {e}",
                       duration=duration, record=job.record, reasons=job.reasons)
             return None
-        record: Record = {
-            "schema": SCHEMA,
-            **state.record_fields(),
-            "digest": digest,  # of the bytes: the store checks the value is intact
-            **({"value_digest": content} if content is not None else {}),
-            "created_at": created,
-            "duration": duration,
-            "reasons": [str(r) for r in job.reasons],
-            "type": kind,
-            "size": pickled.size,
-            "preview": pickled.preview,  # for `lpipe show`, without loading the value
-            **pickled.head,
-            **expiry,
-        }
+        # Filled in place, in the order records always had (no dicts made to merge).
+        record: Record = state.record_fields({"schema": SCHEMA})
+        record["digest"] = digest  # of the bytes: the store checks the value is intact
+        if content is not None:
+            record["value_digest"] = content
+        record["created_at"], record["duration"] = created, duration
+        record["reasons"] = [str(r) for r in job.reasons]
+        record["type"], record["size"] = kind, pickled.size
+        record["preview"] = pickled.preview  # for `lpipe show`, without loading the value
+        if pickled.head:
+            record.update(pickled.head)
+        record.update(expiry)
         return _Unsaved(job, pickled, record, duration, took, attempts)
 
     def _unwritten(self, job: Job, e: OSError, duration: float) -> None:
