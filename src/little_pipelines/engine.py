@@ -192,7 +192,7 @@ class Run:
             record = job.record if fresh else self.store.record(name)
         except OSError:
             record = job.record
-        if record != job.record:
+        if record is not job.record and record != job.record:
             self.records.pop(name, None)
             if record is not None:
                 self.records[name] = record
@@ -214,9 +214,9 @@ class Run:
                 raise
         task, backend = job.task, self._backend
         assert backend is not None
-        delays = task.retry_delay if isinstance(task.retry_delay, (list, tuple)) else [
-            task.retry_delay]
-        call = Call(task.retries, tuple(delays), task.timeout, False, self.spec.params[task.name])
+        delay = task.retry_delay
+        delays = tuple(delay) if isinstance(delay, (list, tuple)) else (delay,)
+        call = Call(task.retries, delays, task.timeout, False, self.spec.params[task.name])
         if task.timeout is not None and not _can_stop(backend):
             job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
                 delays[: task.retries])
@@ -238,8 +238,9 @@ class Run:
 
     def _collect(self, ready: Ready, *, block: bool) -> None:
         """Store every finished task (waiting for one if `block`) and release its dependants."""
-        deadlines = [j.deadline for j in self._pending.values() if j.deadline is not None]
-        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines and block else None
+        deadlines = [j.deadline for j in self._pending.values()
+                     if j.deadline is not None] if block else []
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         if block and self._waiting:  # come back to try the locks other runs hold
             wait = _POLL if wait is None else min(wait, _POLL)
         try:
@@ -313,7 +314,8 @@ class Run:
         if blocked is not None:
             self._blocked(task, *blocked)
             return None
-        waiting = [d for d, digest in upstream.items() if digest == _WILL_RUN]
+        waiting = [d for d, digest in upstream.items()  # (only a plan has such digests)
+                   if digest == _WILL_RUN] if opts.planned else []
         if waiting:
             # A plan cannot know whether an upstream task that will run changes its
             # result: judge this task as if it did not, and say it waits on it.
