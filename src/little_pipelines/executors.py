@@ -274,7 +274,7 @@ def call_pickled(payload: bytes, blobs: Mapping[str, bytes], call: Call) -> Outc
 
 
 def _remote(call: Call) -> Call:
-    return call._replace(remote=True)
+    return call.as_remote()
 
 
 def _unpickle(blobs: Mapping[str, Any]) -> dict[str, Any]:

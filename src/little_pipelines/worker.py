@@ -97,6 +97,10 @@ class Call(NamedTuple):
     remote: bool = False
     params: Mapping[str, Any] = _NO_PARAMS
 
+    def as_remote(self) -> Call:
+        """The same call, made on another process (its value goes back pickled)."""
+        return self._replace(remote=True)
+
 
 def call_task(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
     """Run the task's code, retrying as asked; never raises for the task's own errors."""
