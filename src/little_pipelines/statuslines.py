@@ -38,9 +38,9 @@ class StatusLines:
         self.perf = story_takers(PERF_NO, story=False)
         self._info_taken = self.info is not None and any(self.info)
         self._perf_taken = self.perf is not None and any(self.perf)
-        self._held: set[str] = set()  # run logs this run keeps open (see `close`)
+        #: run log folder -> the descriptor this run holds open (see `close`), or None
+        self._fds: dict[str, int | None] = {}
         self._queued: dict[str, list[str]] = {}  # run log folder -> lines `write` appends
-        self._took: dict[str, str] = {}  # task -> the start of its PERF line, made once
 
     def ran(self, task: Task, duration: float, took: float, reasons: str) -> None:
         """A task ran: its PERF timing (`took`: its main call) and its status line. The
@@ -50,20 +50,16 @@ class StatusLines:
             task.logger.log(PERF, _TOOK, task.main_call, took)
             story(task).info(_RAN, duration, reasons)
             return
-        name = task.name
-        start = self._took.get(name)
-        if start is None:
-            start = self._took[name] = f"{task.main_call} took "
-        perf, ran = f"{start}{took:.4f}s", _RAN.format(duration, reasons)
+        perf, ran = f"{task.main_call} took {took:.4f}s", _RAN.format(duration, reasons)
         folder = task.log_dir
         if folder is not None:
             where = str(folder)
             queued = self._queued.get(where)
             if queued is None:
                 queued = self._queued[where] = []
-                if where not in self._held and task_files.hold_run_log(where):
-                    self._held.add(where)
-            queued.append(task_files.run_log_lines(time.time(), name, perf, ran))
+                if where not in self._fds:
+                    self._fds[where] = task_files.hold_run_log(where)
+            queued.append(task_files.run_log_lines(time.time(), task.name, perf, ran))
         if self._perf_taken:
             task.logger.bind(lp_log_dir=None).log(PERF, "{}", perf)
         if self._info_taken:
@@ -75,16 +71,21 @@ class StatusLines:
             return
         queued, self._queued = self._queued, {}
         for where, lines in queued.items():
-            task_files.append_run_log(where, "".join(lines))
+            fd = self._fds.get(where)
+            if fd is None:
+                task_files.append_run_log(where, "".join(lines))
+            else:
+                task_files.append_held(where, fd, "".join(lines))
 
     def close(self) -> None:
         """The run is over: write what is queued, let go of the run logs it kept open."""
         try:
             self.write()
         finally:
-            for folder in self._held:
-                task_files.release_run_log(folder)
-            self._held.clear()
+            for folder, fd in self._fds.items():
+                if fd is not None:
+                    task_files.release_run_log(folder)
+            self._fds.clear()
 
     def reused(self, task: Task, saved: float) -> None:
         """A task's stored result was reused: a line for the console and the host only
