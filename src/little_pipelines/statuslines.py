@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .task import Task
 
 _RAN = Status.EXECUTED.symbol + " ran in {:.3f}s ({})"
+_RAN_START = Status.EXECUTED.symbol + " ran in "  # `_RAN` as an f-string makes it (`ran`)
 _REUSED = Status.CACHED.symbol + " reused cached result (saved {:.3f}s)"
 _LEVELS = {"INFO": 20, "ERROR": 40}  # the levels of a run's summary line
 _TOOK = "{} took {:.4f}s"  # the PERF line (captured runs; `ran` builds the same)
@@ -50,7 +51,8 @@ class StatusLines:
             task.logger.log(PERF, _TOOK, task.main_call, took)
             story(task).info(_RAN, duration, reasons)
             return
-        perf, ran = f"{task.main_call} took {took:.4f}s", _RAN.format(duration, reasons)
+        perf = f"{task.main_call} took {took:.4f}s"
+        ran = f"{_RAN_START}{duration:.3f}s ({reasons})"
         folder = task.log_dir
         if folder is not None:
             where = str(folder)
