@@ -17,7 +17,8 @@ the parent can start the same pipeline many ways:
                                   before the commit
                    record:<name>  after the value is set, before the task's row (its
                                   record) is written and before the commit
-                   stored:<name>  right after the task's result is stored
+                   stored:<name>  right after the task's result is stored (committed,
+                                  with the group it shares a commit with)
     LP_MARK_STORE  if set to a task name, `<task>.storing` is written when its value
                  starts being written (so the parent can kill during the write)
 
@@ -144,15 +145,15 @@ def _hooks() -> None:
         return original_pickle(self, task, value)
 
     lp_store.Store.pickle = pickle_value  # type: ignore[method-assign]
-    if kind == "stored":
-        original_put = lp_store.Store.put
+    if kind == "stored":  # `put` stores one result; `put_many`, a group sharing a commit
+        original_put_many = lp_store.Store.put_many
 
-        def put(self: Any, task: str, blob: bytes, record: dict[str, Any]) -> None:
-            original_put(self, task, blob, record)
-            if task == name:
+        def put_many(self: Any, items: list[tuple[str, Any, dict[str, Any]]]) -> None:
+            original_put_many(self, items)
+            if any(task == name for task, _value, _record in items):
                 _die()
 
-        lp_store.Store.put = put  # type: ignore[method-assign,assignment]
+        lp_store.Store.put_many = put_many  # type: ignore[method-assign]
 
 
 def main() -> None:

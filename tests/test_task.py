@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import types
+
 import pytest
 
 import little_pipelines as lp
@@ -399,6 +403,34 @@ def test_function_form_task_is_still_callable_directly(pipelines) -> None:
         return x + 1
 
     assert add_one(x=41) == 42
+
+
+def test_function_form_task_wraps_its_function_as_update_wrapper_does() -> None:
+    def clean(raw: int = 0) -> int:
+        """Clean the raw data."""
+        return raw
+
+    task = lp.Task.from_function(clean)
+    expected = functools.update_wrapper(types.SimpleNamespace(), clean, updated=())
+    for attr in (*functools.WRAPPER_ASSIGNMENTS, "__wrapped__"):
+        assert getattr(task, attr) == getattr(expected, attr), attr
+    assert inspect.unwrap(task) is clean
+
+
+def test_run_of_a_function_form_task_fetches_its_upstream_results(pipelines) -> None:
+    p = pipelines()
+
+    @p.task
+    def base():
+        return 20
+
+    @p.task
+    def total(this, base):
+        return base + len(this.dependencies)
+
+    p.execute()
+    assert total.run() == 21  # its own `run` process, as a classic task's
+    assert lp.Task.from_function(lambda: 5, name="alone").run() == 5  # no pipeline
 
 
 def test_dependencies_can_be_reassigned_after_adding(pipelines) -> None:

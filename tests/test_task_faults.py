@@ -19,6 +19,7 @@ import pytest
 
 import little_pipelines as lp
 from little_pipelines.errors import TaskDefinitionError
+from little_pipelines.worker import TaskTimeout
 
 
 # -- task code at module level, so every kind of worker can run it ------------------------
@@ -91,6 +92,29 @@ def test_base_exceptions_fail_their_task_only(executor: Any) -> None:
     assert "CancelledError" in report["cancelled"].error
     assert "Custom" in report["raises_custom"].error
     assert p.last_report is report
+    p.close()
+
+
+def raises_task_timeout() -> None:
+    raise TaskTimeout()  # the task's own, though it has no timeout=
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_failures_are_the_same_with_or_without_retries(retries: int) -> None:
+    # One attempt without a timeout takes a shorter path than a retried one: the same
+    # outcomes, exceptions caught the same way.
+    p = lp.Pipeline(f"Alike{retries}")
+    for fn in (exits, raises_custom, raises_task_timeout, fine):
+        p.add(lp.Task.from_function(fn, retries=retries))
+    report = p.execute()
+    assert {o.name: o.status for o in report} == {
+        "exits": "failed", "raises_custom": "failed", "raises_task_timeout": "failed",
+        "fine": "executed"}
+    assert "SystemExit" in report["exits"].error
+    assert "Custom" in report["raises_custom"].error
+    assert "TaskTimeout" in report["raises_task_timeout"].error
+    assert [report[n].attempts for n in ("exits", "fine")] == [retries + 1, 1]
+    assert p.get_result("fine") == "fine" and p.record("exits") is None
     p.close()
 
 

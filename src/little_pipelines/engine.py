@@ -13,7 +13,6 @@ A run is given a `RunSpec` (plain data, see `spec.py`) and returns a
 
 from __future__ import annotations
 
-import gc
 import queue
 import threading
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from . import gcfreeze
 from .errors import FingerprintError, StoreError, TaskNotSendable
 from .executors import Backend, ForkBackend, LocalBackend, SequentialExecutor, prepare
 from .freshness import (
@@ -88,7 +88,7 @@ class Run:
         self._make_backend = None if opts.planned else prepare(
             opts.executor, opts.workers, opts.tasks, opts.scheduler
         )
-        _gc_freeze()
+        gcfreeze.freeze()
         try:
             if not opts.planned:
                 self.locks.begin()  # before the records are read: see TaskLocks.begin
@@ -100,7 +100,7 @@ class Run:
             raise
         finally:
             self.recorder.flush()  # interrupted between taking results in and committing them
-            self.recorder.lines.close()
+            self.recorder.close()
             if self._backend is not None:
                 # Don't wait for work we gave up on (timeouts) or that was interrupted.
                 self._backend.close(cancel=bool(self._pending) or self._abandoned)
@@ -111,13 +111,13 @@ class Run:
             # a pipeline every minute runs out of file descriptors within a day.
             self.locks.close()
             self._end_of_run()
-            _gc_unfreeze()
+            gcfreeze.unfreeze()
             self.report.duration = time.perf_counter() - start
         return RunResult(self.report, self.states, self.records, self.digests)
 
     def _loop(self, ready: Ready) -> None:
         # Until every task is done, or (as graphlib's is_active) none can progress.
-        while ready.left and (ready or self._pending or self._waiting):
+        while ready.left and (ready or self._flushed(ready) or self._pending or self._waiting):
             if ready:
                 name = ready.pop()
                 job = self._decide(name)
@@ -129,6 +129,7 @@ class Run:
                     job = self._locked(job, held)
                 if job is None:
                     ready.done(name)
+                    self._flushed(ready)  # what waited, committed as it was settled (recording.add)
                     continue
                 self._submit(job)
                 if not self._finished.empty() or not ready:
@@ -249,15 +250,27 @@ class Run:
         while True:
             name, fut = item
             job = self._pending.pop(name, None)
-            if job is not None and self.recorder.finish(job, fut, remote=remote):
-                ready.done(name)  # failed: settled now (None: it had timed out, given up on)
+            if job is not None:  # (None: it had timed out, given up on)
+                if self.recorder.finish(job, fut, remote=remote):
+                    ready.done(name)  # failed: settled now
+                else:
+                    ready.hold(name)  # its result waits for the group's commit
             if self._finished.empty():  # only this loop takes from it: not empty stays so
                 break
             item = self._finished.get_nowait()
         # Everything that finished by now is committed in one transaction, before this
         # loop starts or waits for anything else; only then are its dependants released.
+        # Run inline, it may wait for the next ready task (none depends on it): flusher.py.
+        if not (ready.keeps_order() and isinstance(self._backend, LocalBackend)
+                and self._backend.inline and self.recorder.may_wait()):
+            self._flushed(ready)
+
+    def _flushed(self, ready: Ready) -> bool:
+        """Commit the results taken in (`_collect`), release their dependants: whether
+        a task is ready now. Before the loop waits or ends, nothing may wait."""
         for name in self.recorder.flush():
             ready.done(name)
+        return bool(ready)
 
     def _expire_overdue(self, ready: Ready) -> None:
         now = time.monotonic()
@@ -410,32 +423,6 @@ class Run:
                 self.spec.tasks[ended[0]].logger.warning(
                     "on_complete values not dropped: {}", e)
         self.values.clear()
-
-
-_frozen = [0]  # runs in this process inside _gc_freeze (threads, nested runs)
-_frozen_lock = threading.Lock()
-
-
-def _gc_freeze() -> None:
-    """Keep the objects that existed before the run out of the collector's full passes.
-
-    A 1,000-task run allocates enough to trigger full (generation 2) collections,
-    each walking every object of the process (modules, the user's data): ~15 µs a
-    task. Frozen objects are not walked; new objects are collected as usual, and
-    `_gc_unfreeze` hands the old ones back when the last run of the process ends.
-    Disabling the collector for the run was rejected: a task making cyclic garbage
-    in a loop would grow without bound.
-    """
-    with _frozen_lock:
-        _frozen[0] += 1
-        gc.freeze()
-
-
-def _gc_unfreeze() -> None:
-    with _frozen_lock:
-        _frozen[0] -= 1
-        if _frozen[0] == 0:
-            gc.unfreeze()
 
 
 def _can_stop(backend: Backend) -> bool:

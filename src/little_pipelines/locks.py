@@ -66,11 +66,11 @@ except ImportError:  # pragma: no cover - Windows
 
 _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
 
-# This process's holdings, shared by every run in it: (lock file, name) -> the
-# TaskLocks holding it, and (lock file, offset) -> how many held names use that byte.
+# This process's holdings, shared by every run in it, by lock file: name -> the
+# TaskLocks holding it, and offset -> how many held names use that byte.
 _table_lock = threading.Lock()
-_names: dict[tuple[str, str], TaskLocks] = {}
-_bytes: dict[tuple[str, int], int] = {}
+_names: dict[str, dict[str, TaskLocks]] = {}
+_bytes: dict[str, dict[int, int]] = {}
 _unlockable: set[str] = set()  # lock files on file systems without record locks (warned once)
 #: runs of this process between `begin` and `close`, by lock file
 _begun: dict[str, int] = {}
@@ -99,15 +99,20 @@ _solo: dict[str, _Lone] = {}
 class Held:
     """A held task lock; `release()` it when the task's result is stored."""
 
+    __slots__ = ("_locks", "_name", "_offset")
+
     def __init__(self, locks: TaskLocks | None, name: str, offset: int) -> None:
         self._locks = locks
         self._name = name
         self._offset = offset  # of its byte: hashed once a task, not at each end
 
     def release(self) -> None:
-        if self._locks is not None:
-            self._locks._release(self._name, self._offset)
+        locks = self._locks
+        if locks is not None:
             self._locks = None
+            with _table_lock:
+                if locks._names.get(self._name) is locks:
+                    locks._drop(self._name, self._offset)
 
 
 class TaskLocks:
@@ -120,6 +125,10 @@ class TaskLocks:
         self._begun = False
         self._knocking = False  # went on without being let in: knocks until `close`
         self._generation = 0
+        # This lock file's tables (kept for the process's life: a dict per lock file).
+        self._names = _names.setdefault(self._key, {})
+        self._bytes = _bytes.setdefault(self._key, {})
+        self._fd = -1  # the lock file's descriptor while `_open`
 
     @property
     def solo(self) -> bool:
@@ -199,14 +208,15 @@ class TaskLocks:
     def try_acquire(self, task: str) -> Held | None:
         """Take the task's lock if it is free; None if another run (here or elsewhere) holds it."""
         offset = _offset(task)
+        names, uses_of = self._names, self._bytes
         with _table_lock:
-            if (self._key, task) in _names:
+            if task in names:
                 return None  # another run of this process holds it
-            uses = _bytes.get((self._key, offset), 0)
+            uses = uses_of.get(offset, 0)
             if uses == 0 and not self._lock(offset):
                 return None
-            _bytes[(self._key, offset)] = uses + 1
-            _names[(self._key, task)] = self
+            uses_of[offset] = uses + 1
+            names[task] = self
         return Held(self, task, offset)
 
     def wait(self, task: str, poll: float = 0.05) -> Held:
@@ -226,7 +236,7 @@ class TaskLocks:
     def holder(self, task: str) -> int | None:
         """The PID of the process holding the task's lock, if any (this one's included)."""
         with _table_lock:
-            if (self._key, task) in _names:
+            if task in self._names:
                 return os.getpid()
             if fcntl is None or self._key in _unlockable:
                 return None
@@ -237,9 +247,9 @@ class TaskLocks:
         """Release what this run still holds; the last run of this process using the lock
         file closes it (each run opening it anew would leak a descriptor per run)."""
         with _table_lock:
-            for key, owner in list(_names.items()):
+            for task, owner in list(self._names.items()):
                 if owner is self:
-                    self._drop(key[1], _offset(key[1]))
+                    self._drop(task, _offset(task))
             if self._begun:
                 self._begun = False
                 left = _begun.get(self._key, 1) - 1
@@ -269,7 +279,8 @@ class TaskLocks:
         if fcntl is None or self._key in _unlockable:
             return True
         try:
-            fcntl.lockf(self._file(), fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            fcntl.lockf(self._fd if self._open else self._file(),
+                        fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
         except OSError as e:
             if e.errno not in _NO_LOCKS:
                 # EAGAIN / EACCES: held by another process, which then runs without saying
@@ -290,17 +301,12 @@ class TaskLocks:
                 "same task there. Keep the store on a local disk (cache_dir= or "
                 "LITTLE_PIPELINES_HOME) to have them protected.", self.path, e)
 
-    def _release(self, task: str, offset: int) -> None:
-        with _table_lock:
-            if _names.get((self._key, task)) is self:
-                self._drop(task, offset)
-
     def _drop(self, task: str, offset: int) -> None:
         """Forget a held name; unlock its byte when no held name uses it. Holds _table_lock."""
-        del _names[(self._key, task)]
-        uses = _bytes.pop((self._key, offset), 1) - 1
+        del self._names[task]
+        uses = self._bytes.pop(offset, 1) - 1
         if uses > 0:
-            _bytes[(self._key, offset)] = uses
+            self._bytes[offset] = uses
         elif fcntl is not None and self._key not in _unlockable and self._key in _files:
             fcntl.lockf(_files[self._key][0], fcntl.LOCK_UN, 1, offset)
 
@@ -312,6 +318,7 @@ class TaskLocks:
             entry = _files[self._key] = [fd, 0]
         if not self._open:
             self._open = True
+            self._fd = entry[0]
             entry[1] += 1
         return entry[0]
 

@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from .explain import Explanation
 
 
-
 class Pipeline:
     """A named set of tasks whose results are cached on disk.
 
@@ -143,7 +142,7 @@ class Pipeline:
 
         def decorate(f: Callable[..., Any]) -> Task:
             t = Task.from_function(f, name=name, **options)
-            self.add(t)
+            self._add_one(t)
             return t
 
         return decorate(fn) if fn is not None else decorate
@@ -185,11 +184,11 @@ class Pipeline:
     def _deps(self) -> dict[str, list[str]]:
         return {n: t.dependency_names(self._tasks) for n, t in self._tasks.items()}
 
-    def _ordered_names(self) -> list[str]:
+    def _ordered_names(self, deps: dict[str, list[str]] | None = None) -> list[str]:
         if self._order is None:
             # One pass over the graph: sorting finds a cycle too, so cycles are looked
             # for (and every problem listed by validate) only when the sort fails.
-            deps = self._deps()
+            deps = self._deps() if deps is None else deps
             problems, _ = definition_problems(self._tasks, self._duplicates, deps, cycles=False)
             self._order = checked_order(deps, problems, self.validate)
         return self._order
@@ -312,8 +311,8 @@ class Pipeline:
 
     def _spec(self, selection: Selection, **options: Any) -> RunSpec:
         """The run's plain data: names checked, tasks selected, params fixed (validates)."""
-        order = self._ordered_names()
-        return build_spec(self.name, self._tasks, order, self._deps(), selection,
+        deps = self._deps()  # read once: the order and the run see the same graph
+        return build_spec(self.name, self._tasks, self._ordered_names(deps), deps, selection,
                           store=self._store_or_open(), lock_dir=self.folder,
                           expire_none=self.expire_results_if_none, **options)
 
@@ -321,7 +320,7 @@ class Pipeline:
     def get_result(self, name: str | Task, default: Any = None) -> Any:
         """The task's result: from the current run (current by construction), else
         from the store unless expired (as the original), else `default`."""
-        key = self.get_task(name).name
+        key = name if type(name) is str and name in self._tasks else self.get_task(name).name
         if self._run is not None:
             value = self._run.value(key)
         else:

@@ -81,26 +81,28 @@ class Task:
         # Kept as given (a Path stays a Path, as in the original); `input_paths` is the
         # normalised form everything else uses. A one-shot iterable is kept as a list.
         self.input_files = as_given(input_files)
-        paths_of(self.input_files, name)  # checked now, before anything runs
+        if input_files is not None:
+            paths_of(self.input_files, name)  # checked now, before anything runs
         self.hash_inputs = bool(hash_inputs)
-        self._own_params: dict[str, Any] = dict(new_options.get("params") or {})
-        if new_options:
-            for option, default in NEW_OPTIONS.items():
-                if option != "params":
-                    setattr(self, option, new_options.get(option, default))
-            check_run_options(name, self.retries, self.retry_delay, self.timeout)
-            self._check_fingerprint_options()
-        else:  # the defaults, which pass both checks (~2 µs a task less to build)
-            self.__dict__.update(_DEFAULT_OPTIONS)
+        self._own_params: dict[str, Any] = (
+            dict(new_options.get("params") or {}) if new_options else {})
+        self._processes: dict[str, Callable[..., Any]] = {}
         self.pipeline: Host | None = None
         self.is_executed = False
         self.is_skipped = False
-        self._processes: dict[str, Callable[..., Any]] = {}
-        self._function: Callable[..., Any] | None = None
-        self._params: tuple[str, ...] = ()
-        self._required: frozenset[str] = frozenset()
-        self._wants_this = False
         self._logger: Any = None
+        # The options' and the function form's defaults are class attributes (see
+        # _SHARED): a value given lands in the task's own __dict__. A subclass's own
+        # class attributes of those names are overridden, as they always were.
+        if type(self) is not Task:
+            self.__dict__.update(_SHARED)
+        if new_options:
+            for option in NEW_OPTIONS:
+                if option != "params" and option in new_options:
+                    setattr(self, option, new_options[option])
+            check_run_options(name, self.retries, self.retry_delay, self.timeout)
+            self._check_fingerprint_options()
+        # else: the options' defaults, which pass both checks
 
     # -- declaring -----------------------------------------------------------
     def process(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,7 +112,7 @@ class Task:
                 f"Task {self.name!r}: @task.process decorates a function, got {fn!r}."
             )
         pname = fn.__name__
-        if pname != "run" and hasattr(type(self), pname):
+        if pname != "run" and hasattr(type(self), pname) and pname not in _SHARED:
             raise TaskDefinitionError(
                 f"Task {self.name!r}: a process cannot be named {pname!r}, which is a Task "
                 f"attribute; rename the function."
@@ -126,20 +128,31 @@ class Task:
         if not callable(fn):
             raise TaskDefinitionError(f"A function-form task wraps a function, got {fn!r}.")
         task = cls(name or fn.__name__, **kwargs)
+        task._wrap(fn)
+        return task
+
+    def _wrap(self, fn: Callable[..., Any]) -> None:
+        """Become the function-form task of `fn` (a classic task's defaults: `_SHARED`)."""
         wants_this, params, required, bad = _shape(fn)
         if bad is not None:
             raise TaskDefinitionError(
-                f"Task {task.name!r}: parameter {bad[0]!r} of {fn.__name__}() is "
+                f"Task {self.name!r}: parameter {bad[0]!r} of {fn.__name__}() is "
                 f"{bad[1]}; function-form tasks take named parameters only, "
                 f"each named after the upstream task whose result it receives."
             )
-        task._wants_this = wants_this
-        task._function = fn
-        task._params = params
-        task._required = required
-        task._processes["run"] = task._run_function_from_pipeline
-        functools.update_wrapper(task, fn, updated=())
-        return task
+        self._wants_this: bool = wants_this
+        self._function: Callable[..., Any] | None = fn
+        self._params: tuple[str, ...] = params
+        self._required: frozenset[str] = required
+        self._processes["run"] = _run_from_pipeline  # a function, not a bound method: no cycle
+        # functools.update_wrapper(self, fn, updated=()) without its per-name setattr:
+        # Task defines none of these names, so they land in the task's __dict__ all the same.
+        own = self.__dict__
+        for attr in functools.WRAPPER_ASSIGNMENTS:
+            value = getattr(fn, attr, _ABSENT)
+            if value is not _ABSENT:
+                own[attr] = value
+        own["__wrapped__"] = fn
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call a function-form task's function directly (handy in tests)."""
@@ -151,7 +164,7 @@ class Task:
     def dependency_names(self, known: Mapping[str, Any] | None = None) -> list[str]:
         """Declared dependencies plus, in the function form, parameters naming known tasks."""
         names = list(self._declared_deps)
-        if known is not None:
+        if known is not None and self._params:
             names += [p for p in self._params if p in known and p not in names]
         return names
 
@@ -176,6 +189,8 @@ class Task:
                 ]
             except ValueError:
                 return []
+            return []
+        if not self._params:  # fn() or fn(this): no parameter to check
             return []
         params = self.params
         return [
@@ -208,7 +223,8 @@ class Task:
         if self.pipeline is None:
             return None
         tasks = self.pipeline.tasks_by_name()
-        return {n: tasks[n] for n in self.dependency_names(tasks) if n in tasks}
+        names = self.dependency_names(tasks) if self._params else self._declared_deps
+        return {n: tasks[n] for n in names if n in tasks}
 
     @dependencies.setter
     def dependencies(self, value: Iterable[str | Task] | None) -> None:
@@ -241,6 +257,8 @@ class Task:
             # `main_call` with the task's status line (one record, see statuslines).
             if fn is None:
                 return self._processes["run"](self)
+            if not self._params:  # fn() or fn(this): no arguments to gather
+                return fn(self) if self._wants_this else fn()
             kwargs = {p: inputs[p] if p in inputs else params[p]
                       for p in self._params if p in inputs or p in params}
             return fn(self, **kwargs) if self._wants_this else fn(**kwargs)
@@ -252,14 +270,6 @@ class Task:
         """The task's main call as its PERF timing names it: "function 'f'" or "process 'run'"."""
         fn = self._function
         return "process 'run'" if fn is None else f"function {fn.__name__!r}"
-
-    def _run_function_from_pipeline(self, this: Task) -> Any:
-        # `task.run()` on a function-form task: fetch the upstream results itself.
-        host = self.pipeline
-        if host is None:
-            return self.invoke({})
-        known = host.tasks_by_name()
-        return self.invoke({p: host.get_result(p) for p in self._params if p in known})
 
     def attach(self, host: Host | None) -> None:
         """Belong to `host` (a pipeline, a worker's stand-in); the logger follows its folder."""
@@ -355,7 +365,27 @@ class Task:
         return state
 
 
-_DEFAULT_OPTIONS = {k: v for k, v in NEW_OPTIONS.items() if k != "params"}
+_ABSENT = object()  # what getattr() answers for an attribute a function lacks
+
+#: Defaults every Task shares as class attributes (immutable values): the options' and a
+#: classic task's function-form state. Copied into each task they made it ~1 KB and ~1 µs
+#: bigger and slower to build. `process` may take their names, as it always could.
+_SHARED: dict[str, Any] = {
+    **{k: v for k, v in NEW_OPTIONS.items() if k != "params"},
+    "_function": None, "_params": (), "_required": frozenset(), "_wants_this": False,
+}
+for _name, _value in _SHARED.items():
+    assert not hasattr(Task, _name), _name  # a default must not hide a Task attribute
+    setattr(Task, _name, _value)
+
+
+def _run_from_pipeline(this: Task) -> Any:
+    """A function-form task's `run` process: `task.run()` fetches the upstream results."""
+    host = this.pipeline
+    if host is None:
+        return this.invoke({})
+    known = host.tasks_by_name()
+    return this.invoke({p: host.get_result(p) for p in this.argument_names if p in known})
 
 
 def _names_of(deps: Iterable[str | Task] | str | Task | None, owner: str) -> list[str]:

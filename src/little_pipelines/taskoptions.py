@@ -37,6 +37,9 @@ def check_declaration(name: Any, if_upstream_errors: Any, options: Mapping[str, 
         raise TaskDefinitionError(
             f"A task name must be a non-empty string, got {name!r}: lp.Task('Extract')."
         )
+    if (type(if_upstream_errors) is str and if_upstream_errors in UPSTREAM_ERROR_POLICIES
+            and name.isascii() and not options):
+        return if_upstream_errors  # the common case, checked in fewer steps
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:  # e.g. os.fsdecode(b"report_\xff.csv"): undecodable bytes

@@ -65,8 +65,11 @@ class RunValues:
     def value(self, name: str) -> Any:
         """A fresh copy of a task's result, or MISSING."""
         blob = self._blobs.get(name)
-        if blob is not None:
-            return unpickle(name, blob)
+        if blob is not None:  # bytes (see `keep`): `unpickle` inlined, a call less a task
+            try:
+                return pickle.loads(blob)
+            except (AttributeError, ImportError) as e:
+                raise _class_gone(name, e) from None
         try:
             found = self._store.load(name, self._digests.get(name))
         except (AttributeError, ImportError) as e:
@@ -84,7 +87,10 @@ class RunValues:
 
     def for_function(self, task: Task) -> dict[str, Any]:
         """Upstream values for a function-form task's parameters, loaded only now."""
-        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in task.argument_names}
+        wanted = task.argument_names
+        if not wanted:  # fn(this) or a classic task: it asks for what it needs itself
+            return {}
+        return {dep: self.value(dep) for dep in self._deps[task.name] if dep in wanted}
 
     def for_worker(self, task: Task) -> dict[str, Any]:
         """Every dependency's pickled value (or its `ValueFile`), for a task that runs

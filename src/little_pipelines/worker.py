@@ -70,7 +70,10 @@ class Outcome:
 
     @property
     def duration(self) -> float:
-        return sum(a.duration for a in self.attempts)
+        attempts = self.attempts
+        if len(attempts) == 1:  # most outcomes: no generator to sum one number
+            return attempts[0].duration
+        return sum(a.duration for a in attempts)
 
     @property
     def error(self) -> str:
@@ -93,7 +96,25 @@ def call_task(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
     """Run the task's code, retrying as asked; never raises for the task's own errors."""
     if call.remote:
         return _call_remote(task, inputs, call)
+    if call.retries == 0 and call.timeout is None:
+        return _once(task, inputs, call)
     return _attempts(task, inputs, call)
+
+
+def _once(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
+    """`_attempts` for one attempt without a time limit (most tasks): the same outcomes,
+    exceptions caught the same way, without the retry loop and the timer (~2 µs a task)."""
+    start = time.perf_counter()
+    try:
+        value = task.invoke(inputs, call.params)
+    except KeyboardInterrupt:
+        raise
+    except TaskTimeout:  # raised by the task itself (it has no timeout=): as `_attempts`
+        return Outcome(False, attempts=[Attempt(time.perf_counter() - start, _timed_out(call))])
+    except BaseException:  # see `_attempts`
+        return Outcome(False, attempts=[Attempt(time.perf_counter() - start,
+                                                traceback.format_exc())])
+    return Outcome(True, value, [Attempt(time.perf_counter() - start)])
 
 
 def _attempts(task: Task, inputs: Mapping[str, Any], call: Call) -> Outcome:
