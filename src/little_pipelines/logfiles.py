@@ -45,6 +45,7 @@ class TaskFiles:
         self._made: set[str] = set()
         self._broken: set[str] = set()
         self._second: tuple[int, str] = (-1, "")
+        self._milli: tuple[int, str] = (-1, "")
         #: run logs kept open while runs write a line per task: path -> [fd, runs holding it]
         self._held: dict[str, list[int]] = {}
         self._run_logs: dict[str, str] = {}  # folder -> its run log's path
@@ -78,13 +79,19 @@ class TaskFiles:
         self.append(folder, path, text)
 
     def _stamp(self, when: float) -> str:
-        """`when` as the files' `{time:YYYY-MM-DD HH:mm:ss.SSS}` (local time); the part up
-        to the second is formatted once a second, not once a line."""
-        second, known = int(when), self._second  # one tuple read: threads share it
-        if second != known[0]:
-            known = self._second = (
+        """`when` as the files' `{time:YYYY-MM-DD HH:mm:ss.SSS}` (local time), made once a
+        millisecond (a run commits several tasks in one), its second's part once a second."""
+        ms, known = int(when * 1000), self._milli  # one tuple read: threads share it
+        if ms == known[0]:
+            return known[1]
+        second, milli = divmod(ms, 1000)
+        day = self._second
+        if second != day[0]:
+            day = self._second = (
                 second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second)))
-        return f"{known[1]}.{int((when - second) * 1000):03d}"
+        stamp = f"{day[1]}.{milli:03d}"
+        self._milli = (ms, stamp)
+        return stamp
 
     def append(self, folder: str, path: str, text: str) -> None:
         """Append `text` (whole lines) to `path` in `folder` with one write; a folder
@@ -105,27 +112,43 @@ class TaskFiles:
             # filter drops it before loguru takes this handler's lock again.
             self._warn(folder, problem)
 
-    def hold_run_log(self, folder: str) -> bool:
+    def hold_run_log(self, folder: str) -> int | None:
         """Keep the run log of `folder` open until `release_run_log` (a run writes a line
-        per task: one write each instead of open, write, fstat, close). False if it
-        cannot be opened; writes then open it each time, and fail as they would."""
+        per task: one write each instead of open, write, fstat, close); its descriptor,
+        for `append_held`. None if it cannot be opened; writes then open it each time
+        (`append_run_log`), and fail as they would."""
         path = os.path.join(folder, RUN_LOG)
         with self._lock:
             if folder in self._broken:
-                return False
+                return None
             held = self._held.get(path)
             if held is not None:
                 held[1] += 1
-                return True
+                return held[0]
             try:
                 if folder not in self._made:
                     _secure(folder)
                     self._made.add(folder)
                 fd = os.open(path, _FLAGS, 0o600)
             except OSError:
-                return False
+                return None
             self._held[path] = [fd, 1]
-            return True
+            return fd
+
+    def append_held(self, folder: str, fd: int, text: str) -> None:
+        """`append_run_log` on the descriptor `hold_run_log` returned, which the caller
+        holds till it calls `release_run_log`: no other thread closes it meanwhile, so
+        no lock is taken to write (O_APPEND: lines of other writers never interleave)."""
+        if folder in self._broken:
+            return
+        try:
+            os.write(fd, text.encode("utf-8", "replace"))
+        except OSError as e:
+            with self._lock:
+                first = folder not in self._broken
+                self._broken.add(folder)
+            if first:
+                self._warn(folder, e)
 
     def release_run_log(self, folder: str) -> None:
         """The run that held `folder`'s run log is done with it; the last one closes it

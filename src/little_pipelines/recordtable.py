@@ -18,9 +18,10 @@ so a row commits with the value file's row, or neither does.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .cachedisk import RECORDS_TABLE as TABLE
@@ -35,10 +36,14 @@ Row = tuple[str, bytes, bytes | None]  # name, pickled record, pickled value (or
 # The upsert updates a row in place: replacing rows (a rerun) measured ~3 µs a row
 # against ~7 with INSERT OR REPLACE (a delete and an insert), new rows the same
 # (~6). It needs SQLite 3.24 (2018); Python links whatever SQLite the system has.
-_UPSERT = (f"INSERT INTO {TABLE}(name, record, value) VALUES (?, ?, ?) ON CONFLICT(name) "
+_UPSERT = (f"INSERT INTO {TABLE}(name, record, value) VALUES {{}} ON CONFLICT(name) "
            "DO UPDATE SET record = excluded.record, value = excluded.value")
-_REPLACE = f"INSERT OR REPLACE INTO {TABLE}(name, record, value) VALUES (?, ?, ?)"
+_REPLACE = f"INSERT OR REPLACE INTO {TABLE}(name, record, value) VALUES {{}}"
 _WRITE = _UPSERT if sqlite3.sqlite_version_info >= (3, 24) else _REPLACE
+_WRITE_ONE = _WRITE.format("(?, ?, ?)")
+# A group's rows go in one statement (~1 us a row less than a statement each, 64 rows);
+# 300 rows at most: 3 variables a row, under the 999 of old SQLite builds.
+_ROWS = 300
 
 
 def create(sql: Sql) -> None:
@@ -81,10 +86,20 @@ def decoded(name: str, stored: bytes | Callable[[], Any],
     return rec if isinstance(rec, dict) else None
 
 
-def write(sql: Sql, rows: Iterable[Row]) -> None:
-    """Store each task's record with its small value (or NULL), replacing its row."""
-    for row in rows:
-        sql(_WRITE, row)
+def write(sql: Sql, rows: list[Row]) -> None:
+    """Store each task's record with its small value (or NULL), replacing its row: one
+    statement for up to 300 rows."""
+    if len(rows) == 1:
+        sql(_WRITE_ONE, rows[0])
+        return
+    for i in range(0, len(rows), _ROWS):
+        chunk = rows[i:i + _ROWS]
+        sql(_write_many(len(chunk)), tuple(field for row in chunk for field in row))
+
+
+@functools.lru_cache(maxsize=64)
+def _write_many(count: int) -> str:
+    return _WRITE.format(", ".join(["(?, ?, ?)"] * count))
 
 
 def records(sql: Sql, names: list[str]) -> Iterator[tuple[str, bytes]]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .task import Task
 
 _RAN = Status.EXECUTED.symbol + " ran in {:.3f}s ({})"
+_RAN_START = Status.EXECUTED.symbol + " ran in "  # `_RAN` as an f-string makes it (`ran`)
 _REUSED = Status.CACHED.symbol + " reused cached result (saved {:.3f}s)"
 _LEVELS = {"INFO": 20, "ERROR": 40}  # the levels of a run's summary line
 _TOOK = "{} took {:.4f}s"  # the PERF line (captured runs; `ran` builds the same)
@@ -38,9 +39,9 @@ class StatusLines:
         self.perf = story_takers(PERF_NO, story=False)
         self._info_taken = self.info is not None and any(self.info)
         self._perf_taken = self.perf is not None and any(self.perf)
-        self._held: set[str] = set()  # run logs this run keeps open (see `close`)
+        #: run log folder -> the descriptor this run holds open (see `close`), or None
+        self._fds: dict[str, int | None] = {}
         self._queued: dict[str, list[str]] = {}  # run log folder -> lines `write` appends
-        self._took: dict[str, str] = {}  # task -> the start of its PERF line, made once
 
     def ran(self, task: Task, duration: float, took: float, reasons: str) -> None:
         """A task ran: its PERF timing (`took`: its main call) and its status line. The
@@ -50,20 +51,17 @@ class StatusLines:
             task.logger.log(PERF, _TOOK, task.main_call, took)
             story(task).info(_RAN, duration, reasons)
             return
-        name = task.name
-        start = self._took.get(name)
-        if start is None:
-            start = self._took[name] = f"{task.main_call} took "
-        perf, ran = f"{start}{took:.4f}s", _RAN.format(duration, reasons)
+        perf = f"{task.main_call} took {took:.4f}s"
+        ran = f"{_RAN_START}{duration:.3f}s ({reasons})"
         folder = task.log_dir
         if folder is not None:
             where = str(folder)
             queued = self._queued.get(where)
             if queued is None:
                 queued = self._queued[where] = []
-                if where not in self._held and task_files.hold_run_log(where):
-                    self._held.add(where)
-            queued.append(task_files.run_log_lines(time.time(), name, perf, ran))
+                if where not in self._fds:
+                    self._fds[where] = task_files.hold_run_log(where)
+            queued.append(task_files.run_log_lines(time.time(), task.name, perf, ran))
         if self._perf_taken:
             task.logger.bind(lp_log_dir=None).log(PERF, "{}", perf)
         if self._info_taken:
@@ -75,16 +73,21 @@ class StatusLines:
             return
         queued, self._queued = self._queued, {}
         for where, lines in queued.items():
-            task_files.append_run_log(where, "".join(lines))
+            fd = self._fds.get(where)
+            if fd is None:
+                task_files.append_run_log(where, "".join(lines))
+            else:
+                task_files.append_held(where, fd, "".join(lines))
 
     def close(self) -> None:
         """The run is over: write what is queued, let go of the run logs it kept open."""
         try:
             self.write()
         finally:
-            for folder in self._held:
-                task_files.release_run_log(folder)
-            self._held.clear()
+            for folder, fd in self._fds.items():
+                if fd is not None:
+                    task_files.release_run_log(folder)
+            self._fds.clear()
 
     def reused(self, task: Task, saved: float) -> None:
         """A task's stored result was reused: a line for the console and the host only

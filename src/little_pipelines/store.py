@@ -53,7 +53,6 @@ _FILE = "lp:file:"  # the diskcache row holding a large value's file
 _TEXT = "lp:text:"
 # The previous version's layout: a record and a value per task as diskcache keys.
 _OLD = _OLD_RECORD, _OLD_VALUE = "lp:record:", "lp:value:"
-_NOTHING_STAGED = contextlib.nullcontext()  # `_commit` of small values: no file to stage
 
 #: A record is a plain dict, so stores stay readable across library versions.
 Record = dict[str, Any]
@@ -238,46 +237,48 @@ class Store:
         """Write the rows, and the large values' rows, in one transaction of our own.
 
         All small and no large value's row to replace (the common case) is kept lean,
-        ~15 us a task less: no file staging, no diskcache call. Otherwise, replaced
-        files are removed after the commit, and files written here if it fails.
+        ~15 us a task less: no file staging, no diskcache call, one look-up of this
+        thread's connection (diskcache's `_con`). Otherwise, replaced files are removed
+        after the commit, and files written here if it fails.
         """
         cache = self.cache
-        con = cache.begin()
-        began = con is not None  # else this thread's transaction is open: join it
-        con = con or cache._con
+        sql = cache.begin()
+        began = sql is not None  # else this thread's transaction is open: join it
+        sql = sql or cache._sql
         try:
-            heavy = bool(filed) or self._legacy or self._file_rows(con, rows)
-            with cache._disk.staged() if heavy else _NOTHING_STAGED:
-                if heavy:
-                    self._local.no_files = None
-                    for name, stored, read in filed:
-                        cache.set(_FILE + name, stored, read=read)
-                    # What the rows replace: a large value's file (now small), and
-                    # the previous version's keys (removed after the commit).
-                    now_filed = {name for name, _stored, _read in filed}
-                    self._delete_keys([_FILE + name for name, _r, _v in rows
-                                       if name not in now_filed],
-                                      [name for name, _r, _v in rows])
-                recordtable.write(cache._sql, rows)
+            if not (filed or self._legacy or self._file_rows(sql, rows)):
+                recordtable.write(sql, rows)
                 if began:
-                    cache.commit(con)
+                    cache.commit(sql)
+                return
+            with cache._disk.staged():
+                self._local.no_files = None
+                for name, stored, read in filed:
+                    cache.set(_FILE + name, stored, read=read)
+                # Replaced (removed after the commit): large values' files, old keys.
+                now_filed = {name for name, _stored, _read in filed}
+                names = [name for name, _r, _v in rows]
+                self._delete_keys([_FILE + n for n in names if n not in now_filed], names)
+                recordtable.write(sql, rows)
+                if began:
+                    cache.commit(sql)
         except BaseException:
             if began:
                 cache.rollback()  # also after a failed COMMIT (a full disk), which stays open
             raise
 
-    def _file_rows(self, con: sqlite3.Connection, rows: list[recordtable.Row]) -> bool:
+    def _file_rows(self, sql: Callable[..., Any], rows: list[recordtable.Row]) -> bool:
         """Whether a large value's row (`lp:file:<name>`) of one of `rows` may exist (in
-        the write transaction on `con`). Once none exists at all, that holds until
-        another connection commits (SQLite's data_version: another process may store a
-        large value) or this one stores one (`_commit` forgets it): till then, nothing
-        is read."""
-        (version,) = con.execute("PRAGMA data_version").fetchone()
-        if getattr(self._local, "no_files", None) == (con, version):
+        the write transaction `sql` runs). Once none exists at all, that holds until another
+        connection commits (SQLite's data_version: another process may store a large
+        value) or this one stores one (`_commit` forgets it): till then, nothing is read."""
+        (version,) = sql("PRAGMA data_version").fetchone()
+        seen = (self.cache.connection(), version)  # the connection, not its id (ids are reused)
+        if getattr(self._local, "no_files", None) == seen:
             return False
-        if cachedisk.keys_with(con.execute, _FILE, limit=1):
-            return bool(cachedisk.present(con.execute, [_FILE + name for name, _r, _v in rows]))
-        self._local.no_files = (con, version)  # the connection, not its id (ids are reused)
+        if cachedisk.keys_with(sql, _FILE, limit=1):
+            return bool(cachedisk.present(sql, [_FILE + name for name, _r, _v in rows]))
+        self._local.no_files = seen
         return False
 
     def load(self, name: str, digest: str | None = None) -> Any:
