@@ -6,9 +6,7 @@ another process sees it, while the next task is CPU-bound pure Python.
     python bench/commitdelay.py watch TOOL DIR      # polls DIR's store for a's result
 
 Task `a` returns `time.time()` as its last act; task `b` (depends on `a`) spins the
-CPU for SPIN seconds in pure Python (holding the GIL, as the issue's case). In the
-"independent next task" case `b` does not depend on `a`, so a sequential run lets a's
-result wait to share b's commit: the flusher thread must commit it while b spins. A watcher
+CPU for SPIN seconds in pure Python (holding the GIL, as the issue's case). A watcher
 process polls the tool's store every ~0.5 ms and prints when a's result first shows:
 our SQLite row of `a` (table `lp_records`); the diskcache floor's key `a` (one `set`, then the
 spin); doit's dbm file (doit saves its state when the run ends). The delay is the
@@ -31,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-TOOLS = ("diskcache floor", "little_pipelines", "little_pipelines (classic form)",
-         "little_pipelines (independent next task)", "doit")
+TOOLS = ("diskcache floor", "little_pipelines", "little_pipelines (classic form)", "doit")
 SPIN = 1.0
 MARK = "BENCH-RESULT "
 
@@ -70,11 +67,6 @@ def drive(tool: str, folder: Path) -> float:
         if tool == "little_pipelines":
             p.task(lambda: time.time(), name="a")
             p.task(lambda a: _spin(SPIN), name="b")
-        elif tool == "little_pipelines (independent next task)":
-            # b does not depend on a: a's result waits to share b's commit, and the
-            # flusher must commit it while b spins (flusher.py's bound).
-            p.task(lambda: time.time(), name="a")
-            p.task(lambda: _spin(SPIN), name="b")
         else:
             a = lp.Task("a")
 

@@ -705,10 +705,7 @@ def section_delay(data: dict[str, Any]) -> str:
         return "Not run (`--skip delay`)."
     rows = [[t, f"{d['median_ms'][t]:.1f}", f"{d['max_ms'][t]:.1f}"] for t in d["median_ms"]]
     rows += [[t, "error", e[:80]] for t, e in d.get("errors", {}).items()]
-    return (f"Task `a` ends; task `b` then spins the CPU in pure Python for {d['spin_s']:.0f} s "
-            f"(it depends on `a`, except in the \"independent next task\" row: there a's "
-            f"result waits to share b's commit, and the flusher thread commits it while b "
-            f"spins, the bound the grouped commits of a sequential run promise). "
+    return (f"Task `a` ends; task `b` then spins the CPU in pure Python for {d['spin_s']:.0f} s. "
             f"A watcher process polls the store (~0.5 ms) until a's result shows. Delay = the "
             f"watcher's time minus a's end, {d['reps']} fresh runs each, interleaved.\n\n"
             + table(["tool", "median ms", "max ms"], rows, "lrr"))

@@ -17,8 +17,7 @@ the parent can start the same pipeline many ways:
                                   before the commit
                    record:<name>  after the value is set, before the task's row (its
                                   record) is written and before the commit
-                   stored:<name>  right after the task's result is stored (committed,
-                                  with the group it shares a commit with)
+                   stored:<name>  right after the task's result is stored
     LP_MARK_STORE  if set to a task name, `<task>.storing` is written when its value
                  starts being written (so the parent can kill during the write)
 
@@ -145,15 +144,15 @@ def _hooks() -> None:
         return original_pickle(self, task, value)
 
     lp_store.Store.pickle = pickle_value  # type: ignore[method-assign]
-    if kind == "stored":  # `put` stores one result; `put_many`, a group sharing a commit
-        original_put_many = lp_store.Store.put_many
+    if kind == "stored":
+        original_put = lp_store.Store.put
 
-        def put_many(self: Any, items: list[tuple[str, Any, dict[str, Any]]]) -> None:
-            original_put_many(self, items)
-            if any(task == name for task, _value, _record in items):
+        def put(self: Any, task: str, blob: bytes, record: dict[str, Any]) -> None:
+            original_put(self, task, blob, record)
+            if task == name:
                 _die()
 
-        lp_store.Store.put_many = put_many  # type: ignore[method-assign]
+        lp_store.Store.put = put  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:

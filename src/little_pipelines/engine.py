@@ -101,7 +101,7 @@ class Run:
             raise
         finally:
             self.recorder.flush()  # interrupted between taking results in and committing them
-            self.recorder.close()
+            self.recorder.lines.close()
             if self._backend is not None:
                 # Don't wait for work we gave up on (timeouts) or that was interrupted.
                 self._backend.close(cancel=bool(self._pending) or self._abandoned)
@@ -118,7 +118,7 @@ class Run:
 
     def _loop(self, ready: Ready) -> None:
         # Until every task is done, or (as graphlib's is_active) none can progress.
-        while ready.left and (ready or self._flushed(ready) or self._pending or self._waiting):
+        while ready.left and (ready or self._pending or self._waiting):
             if ready:
                 name = ready.pop()
                 job = self._decide(name)
@@ -130,7 +130,6 @@ class Run:
                     job = self._locked(job, held)
                 if job is None:
                     ready.done(name)
-                    self._flushed(ready)  # what waited, committed as it was settled (recording.add)
                     continue
                 self._submit(job)
                 if not self._finished.empty() or not ready:
@@ -252,27 +251,15 @@ class Run:
         while True:
             name, fut = item
             job = self._pending.pop(name, None)
-            if job is not None:  # (None: it had timed out, given up on)
-                if self.recorder.finish(job, fut, remote=remote):
-                    ready.done(name)  # failed: settled now
-                else:
-                    ready.hold(name)  # its result waits for the group's commit
+            if job is not None and self.recorder.finish(job, fut, remote=remote):
+                ready.done(name)  # failed: settled now (None: it had timed out, given up on)
             if self._finished.empty():  # only this loop takes from it: not empty stays so
                 break
             item = self._finished.get_nowait()
         # Everything that finished by now is committed in one transaction, before this
         # loop starts or waits for anything else; only then are its dependants released.
-        # Run inline, it may wait for the next ready task (none depends on it): flusher.py.
-        if not (ready.keeps_order() and isinstance(self._backend, LocalBackend)
-                and self._backend.inline and self.recorder.may_wait()):
-            self._flushed(ready)
-
-    def _flushed(self, ready: Ready) -> bool:
-        """Commit the results taken in (`_collect`), release their dependants: whether
-        a task is ready now. Before the loop waits or ends, nothing may wait."""
         for name in self.recorder.flush():
             ready.done(name)
-        return bool(ready)
 
     def _expire_overdue(self, ready: Ready) -> None:
         now = time.monotonic()

@@ -95,8 +95,6 @@ class Ready:
                     below[j].append(i)
         self._heap = [i for i, missing in enumerate(self._missing) if not missing]  # sorted
         self.left = len(self._names)
-        self._held: set[int] = set()  # finished, not done yet (see `hold`)
-        self._first_below = len(self._names)  # the first dependant of a held task
 
     def __bool__(self) -> bool:
         """Whether a task is ready to be popped."""
@@ -106,30 +104,11 @@ class Ready:
         """The ready task first in `names` (call only while `bool(self)`)."""
         return self._names[heapq.heappop(self._heap)]
 
-    def hold(self, name: str) -> None:
-        """The task finished but is not done yet (its result waits for a commit)."""
-        i = self._index[name]
-        self._held.add(i)
-        below = self._below[i]  # in order: built by ascending index
-        if below and below[0] < self._first_below:
-            self._first_below = below[0]
-
-    def keeps_order(self) -> bool:
-        """Whether a task is ready that comes before every dependant of the held tasks:
-        handing it out before they are done hands the tasks out in the same order as
-        if they were done now."""
-        return bool(self._heap) and self._heap[0] < self._first_below
-
     def done(self, name: str) -> None:
         """The task is settled: the tasks that waited only on it become ready."""
         self.left -= 1
-        i = self._index[name]
-        if self._held:
-            self._held.discard(i)
-            if not self._held:
-                self._first_below = len(self._names)
         missing, heap = self._missing, self._heap
-        for j in self._below[i]:
+        for j in self._below[self._index[name]]:
             missing[j] -= 1
             if not missing[j]:
                 heapq.heappush(heap, j)

@@ -12,7 +12,6 @@ report, each task's record and result digest, the failures.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from . import expire
 from .executors import PicklingFailed
 from .fingerprint import content_digest, digest_bytes
-from .flusher import BOUND, GROUP, WINDOW, Flusher
 from .freshness import SCHEMA, State, expiry_fields, inputs_after_run
 from .log import PERF, at_time
 from .report import Reason, RunReport, Status, TaskOutcome, last_line
@@ -73,7 +71,6 @@ class _Unsaved:
     duration: float
     took: float
     attempts: int
-    committed: bool = False  # by the flusher, before the run's `flush` came to it
 
 
 class Recorder:
@@ -102,12 +99,6 @@ class Recorder:
         self._texts_saved: set[str] = set()
         self.lines = StatusLines()
         self._unsaved: list[_Unsaved] = []
-        # The waiting group (see `may_wait`): its number, when its first result came,
-        # whether one is a large value; the lock the run's flush and the flusher share.
-        self._group, self._first, self._large, self._armed = 0, 0.0, False, -1
-        self._lock = threading.Lock()
-        self._flusher: Flusher | None = None
-        self._released: list[str] = []  # committed by `add`, for the run's next `flush`
 
     def finish(self, job: Job, fut: Future[Any] | Outcome, *, remote: bool) -> bool:
         """A submitted task came back (`remote`: its value arrives pickled), as a Future or,
@@ -145,9 +136,6 @@ class Recorder:
                                          attempts=len(out.attempts),
                                          took=out.attempts[-1].duration)
         if unsaved is not None:
-            if not self._unsaved:
-                self._first = time.monotonic()
-            self._large = self._large or unsaved.pickled.path is not None
             self._unsaved.append(unsaved)
             return False
         self._settled(job)
@@ -160,8 +148,7 @@ class Recorder:
         self.values.settled(job.task.name)
 
     def flush(self) -> list[str]:
-        """Commit the results waiting in the group, in one transaction; the names settled
-        (with those an outcome reported meanwhile committed: see `add`).
+        """Commit the results waiting in the group, in one transaction; the names settled.
 
         The run calls this each time it has taken in what finished, before it starts
         or waits for anything else, so a result is committed before any task that
@@ -169,35 +156,24 @@ class Recorder:
         fails (a full disk), each result is stored on its own, so one bad value fails
         only its task.
         """
-        if not self._unsaved and not self._released:
-            return []
-        names, self._released = self._released, []
-        return names + self._commit_group()
-
-    def _commit_group(self) -> list[str]:
-        with self._lock:  # not while the flusher commits the group (see `may_wait`)
-            group, self._unsaved = self._unsaved, []
-            self._group, self._large = self._group + 1, False
+        group, self._unsaved = self._unsaved, []
         if not group:
             return []
-        todo = [u for u in group if not u.committed]  # the flusher's are committed
-        if len(todo) > 1:
+        stored: list[_Unsaved] = []
+        if len(group) > 1:
             try:
-                self._put_many(todo)
+                self.store.put_many([(u.job.task.name, u.pickled, u.record) for u in group])
+                stored = group
             except OSError:
                 pass  # one by one below
-            else:
-                for u in todo:
-                    u.committed = True
-                todo = []
-        for u in todo:
-            try:
-                self.store.put(u.job.task.name, u.pickled, u.record)
-            except OSError as e:
-                self._unwritten(u.job, e, u.duration)
-                continue
-            u.committed = True
-        stored = [u for u in group if u.committed]
+        if not stored:
+            for u in group:
+                try:
+                    self.store.put(u.job.task.name, u.pickled, u.record)
+                except OSError as e:
+                    self._unwritten(u.job, e, u.duration)
+                    continue
+                stored.append(u)
         self._save_texts(stored)
         try:
             for u in stored:
@@ -207,46 +183,6 @@ class Recorder:
         for u in group:
             self._settled(u.job)
         return [u.job.task.name for u in group]
-
-    def _put_many(self, group: list[_Unsaved]) -> None:
-        self.store.put_many([(u.job.task.name, u.pickled, u.record) for u in group])
-
-    def may_wait(self) -> bool:
-        """Whether the results taken in may wait to be committed with the next task's (a
-        sequential run calls this when the next task to start depends on none of them).
-        No while the group is `GROUP` long, its first result `WINDOW` old, or one is a
-        large value; else a `Flusher` commits it `BOUND` after its first result came
-        if the run has not (the next task may run for long): see `flusher`."""
-        if (not self._unsaved or self._large or self._released or len(self._unsaved) >= GROUP
-                or time.monotonic() - self._first > WINDOW):
-            return False
-        if self._armed != self._group:
-            self._armed = self._group
-            if self._flusher is None:
-                self._flusher = Flusher(self._commit_waiting)
-            self._flusher.arm(self._first + BOUND, self._group)
-        return True
-
-    def _commit_waiting(self, group: int) -> None:
-        """The flusher's commit of the waiting group `group` (on its own thread, so its
-        own connection): nothing if the run took that group meanwhile. A failure is
-        left to the run's `flush`, which stores the results one by one and reports."""
-        with self._lock:
-            waiting = [u for u in self._unsaved if not u.committed]
-            if group != self._group or not waiting:
-                return
-            try:
-                self._put_many(waiting)
-            except OSError:
-                return
-            for u in waiting:
-                u.committed = True
-
-    def close(self) -> None:
-        """The run is over (after its last `flush`): stop the flusher, close the logs."""
-        if self._flusher is not None:
-            self._flusher.close()
-        self.lines.close()
 
     def _save_texts(self, stored: list[_Unsaved]) -> None:
         try:
@@ -373,11 +309,7 @@ class Recorder:
         self.values.settled(name)
 
     def add(self, outcome: TaskOutcome) -> None:
-        """Add a task's outcome to the report and tell the progress callback; results
-        waiting for their commit are committed and reported first, so the report keeps
-        the order in which tasks came back."""
-        if self._unsaved:  # (empty while `_commit_group` reports the group)
-            self._released += self._commit_group()
+        """Add a task's outcome to the report and tell the progress callback."""
         # Wall-clock start and end, for the run's timeline: a task's code ran for
         # `duration` up to when its outcome arrived (not since it was queued).
         end = time.time()
