@@ -376,3 +376,45 @@ def test_a_task_stored_by_a_run_nested_in_a_task_is_reused_not_run_again(
     assert calls == ["shared"]
     assert report["shared"].status == "cached"
     assert p.get_result("last") == 3
+
+
+_FORKED_CHILD = """
+import os, sys, time
+from pathlib import Path
+from little_pipelines.locks import TaskLocks
+folder = Path(sys.argv[1])
+parent = TaskLocks(folder)
+held = parent.try_acquire("shared")
+assert held is not None
+pid = os.fork()
+if pid == 0:  # the child holds none of its parent's locks, and must see that
+    child = TaskLocks(folder)
+    first = (child.try_acquire("shared"), child.holder("shared"))
+    os.write(1, f"child sees {first[0]} held by {first[1]}\\n".encode())
+    deadline = time.monotonic() + 20
+    got = None
+    while got is None and time.monotonic() < deadline:
+        got = child.try_acquire("shared")
+        time.sleep(0.02)
+    os.write(1, f"child took it: {got is not None}\\n".encode())
+    os._exit(0)
+time.sleep(0.3)
+held.release()  # the parent is done: now the child may take it
+os.waitpid(pid, 0)
+print(f"parent {os.getpid()}")
+"""
+
+
+def test_a_forked_child_waits_for_its_parents_task_lock_not_for_itself(tmp_path: Path) -> None:
+    # A child forked while its parent held a task's lock inherited the parent's table of
+    # held names: it took the lock for its own process's and waited for itself forever.
+    script = tmp_path / "fork.py"
+    script.write_text(_FORKED_CHILD)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    parent = lines[-1].split()[1]
+    assert lines[0] == f"child sees None held by {parent}", out.stdout
+    assert lines[1] == "child took it: True", out.stdout

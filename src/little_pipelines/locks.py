@@ -376,8 +376,14 @@ def _forget_after_fork() -> None:
     # A forked child holds none of its parent's record locks: it is no lone run, and a
     # run it begins joins as a run of another process. The table's lock is made anew:
     # a watcher thread may have held it at the fork, and it does not exist in the child.
+    # Nor does it hold the names its parent's runs held (emptied in place: each
+    # TaskLocks keeps its lock file's tables; it waited for itself forever).
     global _table_lock
     _table_lock = threading.Lock()
+    for names in _names.values():
+        names.clear()
+    for uses in _bytes.values():
+        uses.clear()
     _solo.clear()
     _begun.clear()
     _knocks.clear()

@@ -142,7 +142,7 @@ class Pipeline:
 
         def decorate(f: Callable[..., Any]) -> Task:
             t = Task.from_function(f, name=name, **options)
-            self._add_one(t)
+            self.add(t)  # (a subclass overriding add() sees these tasks too)
             return t
 
         return decorate(fn) if fn is not None else decorate

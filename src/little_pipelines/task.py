@@ -128,10 +128,10 @@ class Task:
         if not callable(fn):
             raise TaskDefinitionError(f"A function-form task wraps a function, got {fn!r}.")
         task = cls(name or fn.__name__, **kwargs)
-        task._wrap(fn)
+        task._init_from_function(fn)
         return task
 
-    def _wrap(self, fn: Callable[..., Any]) -> None:
+    def _init_from_function(self, fn: Callable[..., Any]) -> None:
         """Become the function-form task of `fn` (a classic task's defaults: `_SHARED`)."""
         wants_this, params, required, bad = _shape(fn)
         if bad is not None:
