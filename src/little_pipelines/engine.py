@@ -131,8 +131,9 @@ class Run:
                 if job is None:
                     ready.done(name)
                     continue
-                self._submit(job)
-                if not self._finished.empty() or not ready:
+                self._submit(job, ready)
+                # (Nothing pending: the task ran inline and is settled, see `_submit`.)
+                if self._pending and (not self._finished.empty() or not ready):
                     self._collect(ready, block=not ready and not self._waiting)
             else:
                 if self._pending:
@@ -175,7 +176,7 @@ class Run:
             if job is None:
                 ready.done(name)
             else:
-                self._submit(job)
+                self._submit(job, ready)
 
     def _locked(self, job: Job, held: Held) -> Job | None:
         """The task's lock is ours: re-decide from its record, which another run may have
@@ -203,7 +204,9 @@ class Run:
         job.lock = held
         return job
 
-    def _submit(self, job: Job) -> None:
+    def _submit(self, job: Job, ready: Ready) -> None:
+        """Start the task where it runs; run sequentially (inline), it runs now and is
+        stored and settled before this returns (`_settle`)."""
         if self._backend is None and self._make_backend is not None:
             try:
                 self._backend = self._make_backend()
@@ -223,17 +226,33 @@ class Run:
         self.started[name] = time.time()
         if self.spec.progress is not None:
             self.spec.progress("start", name, None)
-        self._pending[name] = job
+        self._pending[name] = job  # (while it runs: Ctrl-C reports it interrupted)
+        here = backend if isinstance(backend, LocalBackend) and backend.inline else None
         try:
-            if isinstance(backend, LocalBackend) and backend.inline:  # sequential: run it now
-                self._finished.put((name, backend.run(task, self.values.for_function(task), call)))
-                return
-            fut = backend.submit(task, lambda: self.values.for_function(task),
-                                 lambda: self.values.for_worker(task), call)
+            if here is not None:  # sequential: run it now, no Future, no queue (~1 µs a task)
+                out = here.run(task, self.values.for_function(task), call)
+            else:
+                fut = backend.submit(task, lambda: self.values.for_function(task),
+                                     lambda: self.values.for_worker(task), call)
         except (TaskNotSendable, StoreError) as e:  # StoreError: an upstream value is unreadable
-            self._finished.put((name, Outcome(False, attempts=[Attempt(0.0, f"{e}\n")])))
+            out = Outcome(False, attempts=[Attempt(0.0, f"{e}\n")])
+            if here is None:
+                self._finished.put((name, out))
+                return
+        if here is not None:
+            self._settle(ready, job, out)
             return
         fut.add_done_callback(lambda f: self._finished.put((name, f)))
+
+    def _settle(self, ready: Ready, job: Job, out: Outcome) -> None:
+        """`_collect` for a task that ran inline: its outcome stored (committed), then its
+        dependants released; nothing else can have finished meanwhile."""
+        name = job.task.name
+        del self._pending[name]
+        if self.recorder.finish(job, out, remote=False):
+            ready.done(name)  # failed: settled now
+        for done in self.recorder.flush():
+            ready.done(done)
 
     def _collect(self, ready: Ready, *, block: bool) -> None:
         """Store every finished task (waiting for one if `block`) and release its dependants."""
