@@ -83,8 +83,7 @@ class State:
             return known
         code, inputs = self.code, self.inputs
         files = pairs_repr({path: inputs[path][2] for path in inputs}) if inputs else "()"
-        text = (f"(('schema', {SCHEMA!r}), "
-                f"('code', {pairs_repr({key: str(code[key][-1]) for key in code})}), "
+        text = (f"(('schema', {SCHEMA!r}), ('code', {_code_repr(code)}), "
                 f"('inputs', {files}), ('upstream', {pairs_repr(self.upstream)})")
         if self.params:
             text += f", ('params', {pairs_repr(self.params)})"
@@ -102,12 +101,37 @@ class State:
         out: dict[str, Any] = {} if record is None else record
         inputs = self.inputs
         out["fingerprint"] = self.fingerprint
-        out["code"] = {key: tuple(stamp) for key, stamp in self.code.items()}
+        code = self.code
+        if len(code) == 1:  # most tasks: no comprehension's frame
+            [(key, stamp)] = code.items()
+            out["code"] = {key: tuple(stamp)}
+        else:
+            out["code"] = {key: tuple(stamp) for key, stamp in code.items()}
         out["inputs"] = {path: tuple(stamp) for path, stamp in inputs.items()} if inputs else {}
         out["upstream"], out["params"], out["sources"] = self.upstream, self.params, self.sources
         out["code_notes"], out["params_text"] = self.code_notes, self.params_text
         out["sources_text"] = self.sources_text
         return out
+
+
+#: The code part's text of a fingerprint by (file or piece, digest): most tasks have one
+#: piece (their module), which tasks share; a bounded memo (~0.5 µs a task).
+_CODE_REPRS: dict[tuple[str, str], str] = {}
+_CODE_REPRS_MAX = 4096
+
+
+def _code_repr(code: Mapping[str, Any]) -> str:
+    """`pairs_repr` of each code key with its stamp's digest as a string."""
+    if len(code) != 1:
+        return pairs_repr({key: str(code[key][-1]) for key in code})
+    [(key, stamp)] = code.items()
+    memo = (key, str(stamp[-1]))
+    text = _CODE_REPRS.get(memo)
+    if text is None:
+        if len(_CODE_REPRS) >= _CODE_REPRS_MAX:
+            _CODE_REPRS.clear()
+        text = _CODE_REPRS[memo] = pairs_repr({key: memo[1]})
+    return text
 
 
 class Probe:
