@@ -58,6 +58,8 @@ def order(deps: Mapping[str, Sequence[str]]) -> list[str]:
     comes next, so the order is deterministic and reads like the pipeline's
     definition. Raises `graphlib.CycleError` on a cycle; call `check` first.
     """
+    if _in_insertion_order(deps):
+        return list(deps)
     ready = Ready(list(deps), deps)  # (it ignores unknown names and repeated edges)
     result: list[str] = []
     while ready:
@@ -114,6 +116,20 @@ class Ready:
                 heapq.heappush(heap, j)
 
 
+def _in_insertion_order(deps: Mapping[str, Sequence[str]]) -> bool:
+    """Whether every task was added after all of its (known) dependencies: the order
+    is then the insertion order itself, as `Ready` would hand it out (the first task
+    not yet placed is always ready), found in one pass without the heap (~0.5 µs a
+    task). A cycle always has an edge to a task added later, so never passes."""
+    placed: set[str] = set()
+    for name, needs in deps.items():
+        for need in needs:
+            if need not in placed and need in deps:
+                return False
+        placed.add(name)
+    return True
+
+
 def upstream(deps: Mapping[str, Sequence[str]], targets: Iterable[str]) -> set[str]:
     """The targets plus every task they depend on, directly or not.
 
@@ -164,10 +180,12 @@ def _sorter(deps: Mapping[str, Sequence[str]]) -> graphlib.TopologicalSorter[str
 
 
 def _unknown_dependencies(deps: Mapping[str, Sequence[str]]) -> list[str]:
+    known = deps.__contains__
     return [
         f"Task {name!r} depends on {need!r}, which is not a task in the pipeline. "
         + did_you_mean(need, deps)
         for name, needs in deps.items()
+        if not all(map(known, needs))  # (most tasks: no dict made to drop repeats)
         for need in dict.fromkeys(needs)
         if need not in deps
     ]
