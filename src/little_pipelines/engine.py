@@ -47,6 +47,7 @@ _WILL_RUN = "<will run>"  # a plan's stand-in digest for a task that would run
 _POLL = 0.05  # seconds between tries of a task lock another run holds
 _SAY_EVERY = 10.0  # seconds between "waiting for task X" lines
 _FORCED = Reason("forced")  # frozen: one serves every forced task
+_ONCE = Call()  # (immutable) one attempt, no time limit, no params: most tasks' call
 
 
 class Run:
@@ -216,13 +217,17 @@ class Run:
                 raise
         task, backend = job.task, self._backend
         assert backend is not None
-        delay = task.retry_delay
-        delays = tuple(delay) if isinstance(delay, (list, tuple)) else (delay,)
-        call = Call(task.retries, delays, task.timeout, False, self.spec.params[task.name])
-        if task.timeout is not None and not _can_stop(backend):
-            job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
-                delays[: task.retries])
         name = task.name
+        params = self.spec.params[name]
+        if task.retries == 0 and task.timeout is None and not params:
+            call = _ONCE  # most tasks (~0.4 µs a task less)
+        else:
+            delay = task.retry_delay
+            delays = tuple(delay) if isinstance(delay, (list, tuple)) else (delay,)
+            call = Call(task.retries, delays, task.timeout, False, params)
+            if task.timeout is not None and not _can_stop(backend):
+                job.deadline = time.monotonic() + task.timeout * (task.retries + 1) + sum(
+                    delays[: task.retries])
         self.started[name] = time.time()
         if self.spec.progress is not None:
             self.spec.progress("start", name, None)
