@@ -250,8 +250,7 @@ class Run:
         fut.add_done_callback(lambda f: self._finished.put((name, f)))
 
     def _settle(self, ready: Ready, job: Job, out: Outcome) -> None:
-        """`_collect` for a task that ran inline: its outcome stored (committed), then its
-        dependants released; nothing else can have finished meanwhile."""
+        """`_collect` for a task that ran inline (nothing else can have finished)."""
         name = job.task.name
         del self._pending[name]
         if self.recorder.finish(job, out, remote=False):

@@ -296,10 +296,8 @@ class Task:
     @property
     def input_paths(self) -> list[str]:
         """`input_files` as path strings (read at each call: a changed `input_files` counts)."""
-        files = self.input_files
-        if type(files) is list and not files:  # most tasks (none given): no ABC checks
-            return []
-        return paths_of(files, self.name)
+        files = self.input_files  # none given (most tasks): [] without paths_of's ABC checks
+        return [] if type(files) is list and not files else paths_of(files, self.name)
 
     @property
     def main_function(self) -> Callable[..., Any] | None:
