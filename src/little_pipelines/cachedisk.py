@@ -169,7 +169,7 @@ class StoreCache(diskcache.Cache):
         its own transaction (SQLite's autocommit: the write lock taken, with the same
         wait, for the statement, committed or rolled back whole when it ends), with no
         BEGIN and COMMIT of its own (~3 us a write). None inside a transaction."""
-        if self._txn_id == threading.get_ident():
+        if self._txn_id is not None and self._txn_id == threading.get_ident():
             return None
         sql: Callable[..., Any] = self._sql
         return sql

@@ -201,6 +201,18 @@ class Store:
         """
         if isinstance(value, bytes):
             value = valuefiles.from_bytes(value, record.get("digest") or "")
+        blob, cache = value.blob, self.cache
+        if (blob is not None and value.path is None and not self._legacy
+                and len(blob) < cache._disk.min_file_size and (alone := cache.alone())):
+            # A small value, no transaction open (a sequential run's every result): ONE
+            # statement, its own transaction, if no large value's row is to be replaced.
+            try:
+                return recordtable.write(alone, [(name, recordtable.encode(record), blob)])
+            except recordtable.Filed:
+                pass  # nothing was written: its large value's row goes with put_many
+            except sqlite3.Error as e:
+                cache.rollback()  # should SQLite have left its transaction open
+                raise self._error("write", e) from None
         try:
             self.put_many([(name, value, record)])
         except BaseException:
@@ -236,29 +248,18 @@ class Store:
         """Write the rows, and the large values' rows, in one transaction.
 
         All small and no large value's row to replace (the common case) is kept lean,
-        ~20 us a task less: no file staging, no diskcache call, one look-up of this
-        thread's connection (diskcache's `_con`), and a lone row is one statement, its
-        own transaction (its statement checks that no large value's row is to be
-        replaced: `recordtable.Filed`). Otherwise, replaced files are removed after the
-        commit, and files written here if it fails.
+        ~15 us a task less: no file staging, no diskcache call, one look-up of this
+        thread's connection (diskcache's `_con`); the rows' statement checks that no
+        large value's row is to be replaced (`recordtable.Filed`). Otherwise, replaced
+        files are removed after the commit, and files written here if it fails.
         """
         cache = self.cache
-        lean = not (filed or self._legacy)
-        if lean and len(rows) == 1 and (alone := cache.alone()) is not None:
-            try:  # a sequential run's every result
-                recordtable.write(alone, rows)
-                return
-            except recordtable.Filed:
-                pass  # nothing was written: its large value's row goes below
-            except BaseException:
-                cache.rollback()  # should SQLite have left its transaction open
-                raise
         sql = cache.begin()
         began = sql is not None  # else this thread's transaction is open: join it
         sql = sql or cache._sql
         try:
             try:
-                if lean:
+                if not (filed or self._legacy):
                     recordtable.write(sql, rows)
                     if began:
                         cache.commit(sql)
