@@ -262,6 +262,23 @@ def test_a_large_value_another_process_stored_is_replaced_whole_by_a_small_one(
     store.close()
 
 
+def test_a_group_of_small_values_replaces_a_large_value_whole(store, tmp_path) -> None:
+    """A group's rows go in one statement that leaves out a row whose task has a large
+    value's row: that row and its file must still go, in the group's one transaction,
+    and every value of the group be stored (a lone write, and one in a transaction)."""
+    put(store, "a", "x" * 50_000)
+    put(store, "c", "y" * 50_000)
+    pickled = {name: store.pickle(name, value) for name, value in [("a", [1]), ("b", [2])]}
+    store.put_many([(name, v, {"digest": v.digest}) for name, v in pickled.items()])
+    assert store.load("a") == [1] and store.load("b") == [2] and store.load("c") == "y" * 50_000
+    assert store.keys_with("lp:file:") == ["lp:file:c"]
+    assert len(list((tmp_path / "store" / "cache").rglob("*.val"))) == 1  # c's file only
+    with store.cache.transact():  # a write that joins a transaction already open
+        put(store, "c", [3])
+    assert store.load("c") == [3] and store.keys_with("lp:file:") == []
+    assert list((tmp_path / "store" / "cache").rglob("*.val")) == []
+
+
 def test_the_pipelines_cache_survives_pickling_as_a_diskcache_cache_does(tmp_path: Path) -> None:
     # diskcache.Cache pickles as (directory, timeout, disk type) and calls __init__ with
     # them positionally on load; the store's Cache took keyword arguments only.

@@ -164,16 +164,21 @@ class StoreCache(diskcache.Cache):
         self._txn_id = tid
         return sql
 
+    def alone(self) -> Callable[..., Any] | None:
+        """This thread's `_sql` if it is in no transaction: a statement run through it is
+        its own transaction (SQLite's autocommit: the write lock taken, with the same
+        wait, for the statement, committed or rolled back whole when it ends), with no
+        BEGIN and COMMIT of its own (~3 us a write). None inside a transaction."""
+        if self._txn_id is not None and self._txn_id == threading.get_ident():
+            return None
+        sql: Callable[..., Any] = self._sql
+        return sql
+
     def commit(self, sql: Callable[..., Any]) -> None:
         """Commit what `begin` began (`sql`: what it returned); if COMMIT fails, call
         `rollback`."""
         self._txn_id = None
         sql("COMMIT")
-
-    def connection(self) -> sqlite3.Connection | None:
-        """This thread's open connection, if any (diskcache's, as `_con` would return it
-        in this process), without opening one."""
-        return getattr(self._local, "con", None)
 
     def rollback(self) -> None:
         """End what `begin` began without a trace (also after a failed COMMIT, which

@@ -6,12 +6,13 @@ diskcache it was two `Cache.set` (value, record), each a SELECT, then an INSERT
 or UPDATE firing diskcache's count and size triggers, for a key pickled first:
 ~98 µs of a ~290 µs task (chain of 1,000 trivial tasks, cold).
 
-A larger value stays a diskcache row (`Store` names it `lp:file:<name>`; `value`
-is NULL here) holding its file, so diskcache's own bookkeeping of value files
-(`clear`, `check`, removing a replaced file) keeps covering every file. Every
-statement runs on diskcache's connection inside its transaction (`sql` is the
-cache's `_sql`, handed over by the store, the room that reaches into diskcache),
-so a row commits with the value file's row, or neither does.
+A larger value stays a diskcache row (`FILE_KEY` + name; `value` is NULL here)
+holding its file, so diskcache's own bookkeeping of value files (`clear`, `check`,
+removing a replaced file) keeps covering every file. Every statement runs on
+diskcache's connection (`sql` is the cache's `_sql`, handed over by the store, the
+room that reaches into diskcache), inside the transaction that writes the value
+file's row, so both commit or neither does; a lone row with a small value is one
+statement, its own transaction.
 
 `records` selects the record column only: deciding freshness never reads a value.
 """
@@ -33,17 +34,35 @@ CHUNK = 500
 Sql = Callable[..., Any]
 Row = tuple[str, bytes, bytes | None]  # name, pickled record, pickled value (or NULL)
 
+#: The diskcache key of a large value's row: this prefix and the task's name.
+FILE_KEY = "lp:file:"
+
 # The upsert updates a row in place: replacing rows (a rerun) measured ~3 µs a row
 # against ~7 with INSERT OR REPLACE (a delete and an insert), new rows the same
 # (~6). It needs SQLite 3.24 (2018); Python links whatever SQLite the system has.
-_UPSERT = (f"INSERT INTO {TABLE}(name, record, value) VALUES {{}} ON CONFLICT(name) "
+_UPSERT = (f"INSERT INTO {TABLE}(name, record, value) {{}} ON CONFLICT(name) "
            "DO UPDATE SET record = excluded.record, value = excluded.value")
-_REPLACE = f"INSERT OR REPLACE INTO {TABLE}(name, record, value) VALUES {{}}"
+_REPLACE = f"INSERT OR REPLACE INTO {TABLE}(name, record, value) {{}}"
 _WRITE = _UPSERT if sqlite3.sqlite_version_info >= (3, 24) else _REPLACE
-_WRITE_ONE = _WRITE.format("(?, ?, ?)")
+# A row with a small value is written only if its task has no large value's row in
+# diskcache's table (a look-up of diskcache's key index inside the statement): such a
+# row must go with it, through `Store` (`Filed`). Asked of the rows themselves, this
+# holds whoever stored a large value before (another process too), and needs no
+# statement of its own: it was a PRAGMA data_version each write, and a SELECT once
+# another connection had committed; now a write can be one statement (autocommit).
+_SMALL_UNFILED = ("SELECT column1, column2, column3 FROM (VALUES {}) WHERE column3 IS NULL "
+                  f"OR NOT EXISTS (SELECT 1 FROM Cache WHERE key = '{FILE_KEY}' || column1 "
+                  "AND raw = 1)")
+_WRITE_ONE = _WRITE.format(_SMALL_UNFILED.format("(?, ?, ?)"))
+
 # A group's rows go in one statement (~1 us a row less than a statement each, 64 rows);
 # 300 rows at most: 3 variables a row, under the 999 of old SQLite builds.
 _ROWS = 300
+
+
+class Filed(Exception):
+    """Rows with a small value were not written: their tasks have a large value's row,
+    which must be deleted with it (`Store` does, in the same transaction)."""
 
 
 def create(sql: Sql) -> None:
@@ -88,18 +107,22 @@ def decoded(name: str, stored: bytes | Callable[[], Any],
 
 def write(sql: Sql, rows: list[Row]) -> None:
     """Store each task's record with its small value (or NULL), replacing its row: one
-    statement for up to 300 rows."""
+    statement for up to 300 rows. Raises `Filed` if a row with a small value was left
+    out (its task has a large value's row): the rows of the same statement were written."""
     if len(rows) == 1:
-        sql(_WRITE_ONE, rows[0])
+        if not sql(_WRITE_ONE, rows[0]).rowcount:
+            raise Filed(rows[0][0])
         return
     for i in range(0, len(rows), _ROWS):
         chunk = rows[i:i + _ROWS]
-        sql(_write_many(len(chunk)), tuple(field for row in chunk for field in row))
+        done = sql(_write_many(len(chunk)), tuple(field for row in chunk for field in row))
+        if done.rowcount != len(chunk):
+            raise Filed(*(name for name, _r, _v in chunk))
 
 
 @functools.lru_cache(maxsize=64)
 def _write_many(count: int) -> str:
-    return _WRITE.format(", ".join(["(?, ?, ?)"] * count))
+    return _WRITE.format(_SMALL_UNFILED.format(", ".join(["(?, ?, ?)"] * count)))
 
 
 def records(sql: Sql, names: list[str]) -> Iterator[tuple[str, bytes]]:
