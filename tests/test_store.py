@@ -247,12 +247,13 @@ store.close()
 
 def test_a_large_value_another_process_stored_is_replaced_whole_by_a_small_one(
         tmp_path: Path) -> None:
-    """Writes of small values stop looking for large values' rows once none exists,
-    until another connection commits: a large value another process stored meanwhile
-    must still lose its row and its file when a small one replaces it."""
+    """A small value is written by one statement that checks, row by row, that its
+    task has no large value's row: a large value another process stored after this
+    store's last write must still lose its row and its file when a small one replaces
+    it (an earlier layout stopped looking until another connection committed)."""
     store = Store(tmp_path / "s")
     put(store, "a", [1])
-    put(store, "b", [1])  # no large value anywhere: the next writes need not look
+    put(store, "b", [1])  # no large value anywhere when these were written
     subprocess.run([sys.executable, "-c", _PUT_LARGE, str(tmp_path / "s")], check=True)
     assert store.load("a") == "x" * 50_000 and store.keys_with("lp:file:") == ["lp:file:a"]
     digest = put(store, "a", [2])
