@@ -201,13 +201,13 @@ class Store:
         """
         if isinstance(value, bytes):
             value = valuefiles.from_bytes(value, record.get("digest") or "")
-        blob, cache = value.blob, self.cache
-        if (blob is not None and value.path is None and not self._legacy
-                and len(blob) < cache._disk.min_file_size and (alone := cache.alone())):
+        cache = self.cache
+        if not self._legacy and self._small(value) and (alone := cache.alone()):
             # A small value, no transaction open (a sequential run's every result): ONE
             # statement, its own transaction, if no large value's row is to be replaced.
             try:
-                return recordtable.write(alone, [(name, recordtable.encode(record), blob)])
+                row = (name, recordtable.encode(record), value.blob)
+                return recordtable.write(alone, [row])
             except recordtable.Filed:
                 pass  # nothing was written: its large value's row goes with put_many
             except sqlite3.Error as e:
@@ -226,13 +226,10 @@ class Store:
         every value's file is kept, so the caller can store them one by one with
         `put` (one bad value then fails only its own task).
         """
-        # Bytes under diskcache's own threshold stay in the database, beside the
-        # record; larger ones go to a file, as diskcache would put them.
-        limit = self.cache.disk.min_file_size
         rows: list[recordtable.Row] = []
         filed: list[tuple[str, Any, bool]] = []  # a diskcache row each: name, value, from a file
         for name, value, record in items:
-            small = value.path is None and value.blob is not None and len(value.blob) < limit
+            small = self._small(value)
             rows.append((name, recordtable.encode(record), value.blob if small else None))
             if not small:
                 stored = value.blob if value.path is None else Prewritten(value, self.cache)
@@ -244,15 +241,16 @@ class Store:
         for _name, value, _record in items:
             value.path = None  # the store owns the files now
 
-    def _commit(self, rows: list[recordtable.Row], filed: list[tuple[str, Any, bool]]) -> None:
-        """Write the rows, and the large values' rows, in one transaction.
+    def _small(self, value: Pickled) -> bool:
+        """Whether its bytes stay in its row: under diskcache's threshold for a file."""
+        blob = value.blob
+        return value.path is None and blob is not None and len(blob) < self.cache.disk.min_file_size
 
-        All small and no large value's row to replace (the common case) is kept lean,
-        ~15 us a task less: no file staging, no diskcache call, one look-up of this
-        thread's connection (diskcache's `_con`); the rows' statement checks that no
-        large value's row is to be replaced (`recordtable.Filed`). Otherwise, replaced
-        files are removed after the commit, and files written here if it fails.
-        """
+    def _commit(self, rows: list[recordtable.Row], filed: list[tuple[str, Any, bool]]) -> None:
+        """Write the rows, and the large values' rows, in one transaction. All small and
+        no large value's row to replace (the rows' statement checks: `recordtable.Filed`)
+        is kept lean: no file staging, no diskcache call. Otherwise, replaced files are
+        removed after the commit, and files written here if it fails."""
         cache = self.cache
         sql = cache.begin()
         began = sql is not None  # else this thread's transaction is open: join it
